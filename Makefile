@@ -1,0 +1,52 @@
+# Two entry points, both idempotent on a fresh clone:
+#   make run   set up .venv (+ the cdk CLI) and run the full local pipeline (`mlops run`)
+#   make test  set up, then ruff, mypy and the test suite
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# The set-up re-runs only when what it installs from changes.
+STAMP := $(VENV)/.setup-$(shell cat pyproject.toml requirements.lock package.json | sha1sum | cut -c1-12)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: setup run test lint typecheck unit bench synth clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock package.json
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=24'
+	# requirements.lock pins every transitive version: a fast, reproducible resolve (the bare
+	# ranges send pip backtracking for minutes). torch is the CPU build on this machine's disk.
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -c requirements.lock
+	npm ci --no-audit --no-fund --silent
+	# PYTHONDONTWRITEBYTECODE is set on these machines: compile the big packages once, not per import
+	$(BIN)/python -m compileall -q -j 2 $(VENV)/lib/python3.11/site-packages > /dev/null || true
+	rm -f $(VENV)/.setup-*
+	touch $@
+
+run: setup
+	$(BIN)/mlops run
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+synth: setup
+	npx cdk synth --quiet
+
+bench: setup
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .mlops .pytest_cache .mypy_cache .ruff_cache

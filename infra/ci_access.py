@@ -1,0 +1,121 @@
+"""GitHub Actions access through OIDC: no long-lived keys, two narrowly scoped roles.
+
+- `push_role`: assumable only from the main branch of the configured repository. It uploads the
+  code package under code/ in the artefacts bucket, creates or updates the pipeline (passing the
+  pipeline's own execution role), starts it and reads its executions. Nothing else.
+- `read_only_role`: assumable from pull requests of that repository. It reads the pipeline and its
+  executions and this stage's CloudFormation stacks (for a diff against what is deployed).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.data_lake import CODE_PREFIX
+from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects
+
+GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+
+
+class CiAccess(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        github_repo: str,
+        provider_arn: str | None,
+        artifacts: s3.IBucket,
+        pipeline_name: str,
+        pipeline_role_arn: str,
+        stack_name_prefix: str,
+    ) -> None:
+        super().__init__(scope, id_)
+        stack = Stack.of(self)
+        if provider_arn is None:
+            self.provider: iam.IOidcProvider | iam.IOpenIdConnectProvider = iam.OidcProviderNative(
+                self, "GitHub", url=GITHUB_OIDC_URL, client_ids=["sts.amazonaws.com"])
+            arn = self.provider.oidc_provider_arn
+        else:
+            self.provider = iam.OpenIdConnectProvider.from_open_id_connect_provider_arn(self, "GitHub", provider_arn)
+            arn = provider_arn
+
+        def github(subject: str) -> iam.WebIdentityPrincipal:
+            return iam.WebIdentityPrincipal(arn, conditions={
+                "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
+                                 f"{GITHUB_OIDC_HOST}:sub": f"repo:{github_repo}:{subject}"},
+            })
+
+        pipeline_arn = stack.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name)
+        executions_arn = f"{pipeline_arn}/execution/*"
+
+        # -- main branch: ship code, upsert and start the pipeline --------------------------------
+        self.push_role = iam.Role(
+            self, "PushRole", assumed_by=github("ref:refs/heads/main"), max_session_duration=Duration.hours(1),
+            description=f"GitHub Actions, {github_repo} main branch: upload code, upsert and start the pipeline",
+        )
+        artifacts.grant_put(self.push_role, f"{CODE_PREFIX}*")
+        self.push_role.add_to_policy(iam.PolicyStatement(
+            sid="UpsertAndStartThePipeline",
+            actions=["sagemaker:CreatePipeline", "sagemaker:UpdatePipeline", "sagemaker:DescribePipeline",
+                     "sagemaker:StartPipelineExecution", "sagemaker:AddTags", "sagemaker:ListPipelineExecutions"],
+            resources=[pipeline_arn],
+        ))
+        self.push_role.add_to_policy(iam.PolicyStatement(
+            sid="FollowItsExecutions",
+            actions=["sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps"],
+            resources=[executions_arn],
+        ))
+        self.push_role.add_to_policy(iam.PolicyStatement(
+            sid="PassThePipelineRole", actions=["iam:PassRole"], resources=[pipeline_role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ))
+        acknowledge(
+            self.push_role, "AwsSolutions-IAM5",
+            "Uploads go under the code/ prefix only (keys are content hashes); execution ARNs are "
+            "generated per run of this one pipeline.",
+            findings=[*GRANT_ACTIONS, bucket_objects("Artifacts", prefix=CODE_PREFIX),
+                      r"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:pipeline/"
+                      + pipeline_name + r"/execution/\*"],
+        )
+
+        # -- pull requests: read only -------------------------------------------------------------
+        self.read_only_role = iam.Role(
+            self, "ReadOnlyRole", assumed_by=github("pull_request"), max_session_duration=Duration.hours(1),
+            description=f"GitHub Actions, {github_repo} pull requests: read the pipeline and the stacks",
+        )
+        self.read_only_role.add_to_policy(iam.PolicyStatement(
+            sid="ReadThePipeline",
+            actions=["sagemaker:DescribePipeline", "sagemaker:ListPipelineExecutions"],
+            resources=[pipeline_arn],
+        ))
+        self.read_only_role.add_to_policy(iam.PolicyStatement(
+            sid="ReadItsExecutions",
+            actions=["sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps"],
+            resources=[executions_arn],
+        ))
+        self.read_only_role.add_to_policy(iam.PolicyStatement(
+            sid="ReadTheStageStacks",
+            actions=["cloudformation:DescribeStacks", "cloudformation:GetTemplate",
+                     "cloudformation:DescribeStackResources", "cloudformation:ListStackResources"],
+            resources=[stack.format_arn(service="cloudformation", resource="stack",
+                                        resource_name=f"{stack_name_prefix}-*/*")],
+        ))
+        acknowledge(
+            self.read_only_role, "AwsSolutions-IAM5",
+            "Read-only: execution ARNs are generated per run of this one pipeline, and the stage's stacks "
+            "are matched by their name prefix (their ARNs end in a generated id).",
+            findings=[r"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:pipeline/"
+                      + pipeline_name + r"/execution/\*",
+                      r"Resource::arn:<AWS::Partition>:cloudformation:<AWS::Region>:<AWS::AccountId>:stack/"
+                      + stack_name_prefix + r"-\*/\*"],
+        )
+
+        CfnOutput(self, "PushRoleArn", value=self.push_role.role_arn,
+                  description="role-to-assume for pushes to main (aws-actions/configure-aws-credentials)")
+        CfnOutput(self, "ReadOnlyRoleArn", value=self.read_only_role.role_arn,
+                  description="role-to-assume for pull-request checks")

@@ -1,0 +1,346 @@
+"""One frozen, validated configuration per stage (dev, prod).
+
+The defaults below are the whole configuration; CDK context can override any field of one stage:
+
+    cdk synth -c 'mlops:prod={"github_repo": "acme/churn", "region": "eu-west-1"}'
+    cdk deploy mlops-dev-serving -c modelPackageArn=arn:aws:sagemaker:...:model-package/churn-models-dev/3
+
+(or the same keys under "context" in cdk.json). An unknown field, a wrong type or an invalid value
+fails before any construct is built, with a message that names the field. Only infra/app.py reads
+context; everything else receives a `StageConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pipelines.definition import MODEL_PACKAGE_GROUP, PIPELINE_NAME
+
+Stage = Literal["dev", "prod"]
+STAGES: tuple[Stage, ...] = ("dev", "prod")
+MlflowSize = Literal["Small", "Medium", "Large"]
+
+# Context keys this app reads. Anything else under the "mlops" prefix, or a near miss of one of
+# these (modelPackageARN, mlops:Prod ...), is a typo and fails.
+CONTEXT_PREFIX = "mlops:"
+MODEL_PACKAGE_ARN_KEY = "modelPackageArn"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the field."""
+
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_SCHEDULE = re.compile(r"^(cron\(\S+( \S+){5}\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
+_GITHUB_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                      2922, 3288, 3653)  # what CloudWatch Logs accepts
+_CIDR = re.compile(r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-4])$")
+_MODEL_PACKAGE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9-]{1,63}/\d+$"
+)
+_OIDC_PROVIDER_ARN = re.compile(
+    r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
+)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Everything that differs between stages, and nothing that does not."""
+
+    stage: Stage
+    # Target environment. Both None: an environment-agnostic template (deploy anywhere).
+    account: str | None = None
+    region: str | None = None
+    # Region the SageMaker pipeline definition (its image URIs) is built for when `region` is None;
+    # the ml-pipeline stack refuses to deploy in any other region (a CloudFormation rule).
+    pipeline_region: str = "us-east-1"
+    # Stateful resources (buckets, key, log groups) survive `cdk destroy` and stack deletion.
+    retain_data: bool = False
+    termination_protection: bool = False
+
+    # Network
+    vpc_cidr: str = "10.42.0.0/16"
+    max_azs: int = 2
+    # 0: isolated subnets, AWS services only through VPC endpoints (containers that pip-install at
+    # start-up then fail); >0: private subnets with egress through that many NAT gateways.
+    nat_gateways: int = 1
+
+    # Compute
+    processing_instance_type: str = "ml.m5.xlarge"
+    training_instance_type: str = "ml.m5.xlarge"
+    endpoint_instance_type: str = "ml.m5.large"
+    monitoring_instance_type: str = "ml.m5.large"
+    glue_workers: int = 2
+
+    # Schedules (EventBridge / Glue cron syntax, UTC)
+    etl_schedule: str = "cron(0 2 * * ? *)"
+    retrain_schedule: str = "cron(0 4 ? * MON *)"
+    # Glue starts the ETL on new raw data after this many objects or this many seconds, whichever first.
+    raw_event_batch_size: int = 50
+    raw_event_batch_window_s: int = 900
+
+    # Serving
+    endpoint_min_instances: int = 1
+    endpoint_max_instances: int = 2
+    invocations_per_instance_target: int = 200
+    data_capture_percent: int = 100
+    # Blue/green: share of capacity that gets traffic first, and how long it bakes before the rest.
+    canary_percent: int = 20
+    canary_wait_s: int = 300
+
+    # Alarms (rollback and retraining)
+    error_5xx_threshold: int = 5  # per minute, on the new fleet during a deployment
+    model_latency_p99_ms: int = 500
+    drift_threshold: float = 0.2  # Model Monitor's feature_baseline_drift_* distance
+
+    # Data lake lifecycle
+    raw_infrequent_access_after_days: int = 30
+    raw_archive_after_days: int = 90
+    noncurrent_versions_expire_after_days: int = 90
+    log_retention_days: int = 30
+
+    # CI access: GitHub repository (owner/name) allowed to assume the CI roles; None: no CI stack.
+    github_repo: str | None = None
+    # An account holds one GitHub OIDC provider: when dev and prod share an account, create it in
+    # one stage and give the other its ARN here.
+    github_oidc_provider_arn: str | None = None
+
+    # Optional SageMaker managed MLflow tracking server (None: none).
+    mlflow_server_size: MlflowSize | None = None
+    # The approved model package the endpoint serves (None: no endpoint yet).
+    model_package_arn: str | None = None
+
+    # Tags on every resource of the stage, next to the stage and project tags.
+    extra_tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        self._validate()
+
+    # -- derived ------------------------------------------------------------------------------
+    @property
+    def prefix(self) -> str:
+        return f"mlops-{self.stage}"
+
+    @property
+    def definition_region(self) -> str:
+        """The region the pipeline definition's image URIs belong to."""
+        return self.region or self.pipeline_region
+
+    def stack_name(self, concern: str) -> str:
+        return f"{self.prefix}-{concern}"
+
+    @property
+    def pipeline_name(self) -> str:
+        # One account may hold both stages: the stage is part of every name the CLI shares.
+        return f"{PIPELINE_NAME}-{self.stage}"
+
+    @property
+    def model_package_group(self) -> str:
+        return f"{MODEL_PACKAGE_GROUP}-{self.stage}"
+
+    @property
+    def endpoint_name(self) -> str:
+        # A fixed name: the rollback alarms must name the endpoint before it exists.
+        return f"{self.prefix}-endpoint"
+
+    # -- validation ---------------------------------------------------------------------------
+    def _validate(self) -> None:
+        def fail(name: str, why: str) -> None:
+            raise ConfigError(f"{self.stage}.{name}: {why} (got {getattr(self, name)!r})")
+
+        if self.stage not in STAGES:
+            fail("stage", f"must be one of {STAGES}")
+        if self.account is not None and not _ACCOUNT.match(self.account):
+            fail("account", "must be a 12-digit AWS account id")
+        for name in ("region", "pipeline_region"):
+            value = getattr(self, name)
+            if value is not None and not _REGION.match(value):
+                fail(name, "must be an AWS region such as eu-west-1")
+        if not _CIDR.match(self.vpc_cidr):
+            fail("vpc_cidr", "must be an IPv4 CIDR between /16 and /24")
+        for name in ("processing_instance_type", "training_instance_type", "endpoint_instance_type",
+                     "monitoring_instance_type"):
+            if not _INSTANCE.match(getattr(self, name)):
+                fail(name, "must be a SageMaker instance type such as ml.m5.large")
+        for name in ("etl_schedule", "retrain_schedule"):
+            if not _SCHEDULE.match(getattr(self, name)):
+                fail(name, "must be cron(<6 fields>) or rate(<n> <unit>)")
+        _positive = ("max_azs", "glue_workers", "raw_event_batch_size", "endpoint_min_instances",
+                     "invocations_per_instance_target", "error_5xx_threshold", "model_latency_p99_ms",
+                     "log_retention_days")
+        for name in _positive:
+            if getattr(self, name) < 1:
+                fail(name, "must be at least 1")
+        if not 1 <= self.max_azs <= 3:
+            fail("max_azs", "must be 1, 2 or 3")
+        if not 0 <= self.nat_gateways <= self.max_azs:
+            fail("nat_gateways", f"must be between 0 and max_azs ({self.max_azs})")
+        if self.glue_workers < 2:
+            fail("glue_workers", "Glue Spark jobs need at least 2 workers")
+        if not 1 <= self.raw_event_batch_window_s <= 900:
+            fail("raw_event_batch_window_s", "Glue accepts 1 to 900 seconds")
+        if self.endpoint_max_instances < self.endpoint_min_instances:
+            fail("endpoint_max_instances", f"must be >= endpoint_min_instances ({self.endpoint_min_instances})")
+        for name in ("data_capture_percent", "canary_percent"):
+            if not 1 <= getattr(self, name) <= 100:
+                fail(name, "must be a percentage between 1 and 100")
+        if not 0 <= self.canary_wait_s <= 3600:
+            fail("canary_wait_s", "SageMaker bakes for 0 to 3600 seconds")
+        if not 0 < self.drift_threshold <= 1:
+            fail("drift_threshold", "a distribution distance lies in (0, 1]")
+        if self.raw_infrequent_access_after_days < 30:
+            fail("raw_infrequent_access_after_days", "S3 moves objects to STANDARD_IA after 30 days at least")
+        if self.raw_archive_after_days <= self.raw_infrequent_access_after_days:
+            fail("raw_archive_after_days", "must come after raw_infrequent_access_after_days")
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            fail("log_retention_days", f"CloudWatch Logs keeps logs for one of {LOG_RETENTION_DAYS} days")
+        if self.noncurrent_versions_expire_after_days < 1:
+            fail("noncurrent_versions_expire_after_days", "must be at least 1")
+        if self.github_repo is not None and not _GITHUB_REPO.match(self.github_repo):
+            fail("github_repo", "must be owner/name of a GitHub repository")
+        if self.github_oidc_provider_arn is not None and not _OIDC_PROVIDER_ARN.match(
+                self.github_oidc_provider_arn):
+            fail("github_oidc_provider_arn", "must be the ARN of the token.actions.githubusercontent.com provider")
+        if self.model_package_arn is not None and not _MODEL_PACKAGE_ARN.match(self.model_package_arn):
+            fail("model_package_arn", "must be arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>")
+        if self.mlflow_server_size is not None and self.mlflow_server_size not in typing.get_args(MlflowSize):
+            fail("mlflow_server_size", f"must be one of {typing.get_args(MlflowSize)} or null")
+        for k, v in self.extra_tags.items():
+            if not isinstance(k, str) or not isinstance(v, str) or not k:
+                raise ConfigError(f"{self.stage}.extra_tags: keys and values must be non-empty strings ({k!r})")
+
+
+# What differs between the two stages; everything else is the dataclass default.
+STAGE_DEFAULTS: dict[Stage, dict[str, Any]] = {
+    "dev": {
+        "retain_data": False,
+        "termination_protection": False,
+        "nat_gateways": 1,
+        "endpoint_max_instances": 2,
+        "data_capture_percent": 100,
+        "log_retention_days": 30,
+    },
+    "prod": {
+        "retain_data": True,
+        "termination_protection": True,
+        "vpc_cidr": "10.43.0.0/16",
+        "nat_gateways": 2,
+        "endpoint_min_instances": 2,
+        "endpoint_max_instances": 6,
+        "data_capture_percent": 20,
+        "canary_percent": 10,
+        "canary_wait_s": 600,
+        "error_5xx_threshold": 2,
+        "log_retention_days": 365,
+        "noncurrent_versions_expire_after_days": 365,
+    },
+}
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(StageConfig))
+
+
+def stage_config(stage: str, overrides: Mapping[str, Any] | None = None) -> StageConfig:
+    """The configuration of `stage`: its defaults, then `overrides` (from context), validated."""
+    if stage not in STAGES:
+        raise ConfigError(f"stage: {stage!r} is not one of {STAGES}")
+    values: dict[str, Any] = {**STAGE_DEFAULTS[stage], **dict(overrides or {})}
+    unknown = sorted(set(values) - set(FIELD_NAMES))
+    if unknown:
+        hints = [_hint(k, FIELD_NAMES) for k in unknown]
+        raise ConfigError(f"{stage}: unknown field(s) {', '.join(hints)}")
+    if "stage" in values:
+        raise ConfigError(f"{stage}.stage: is set by the context key, not inside it")
+    return StageConfig(stage=typing.cast(Stage, stage), **values)
+
+
+def from_context(context: Mapping[str, Any]) -> dict[Stage, StageConfig]:
+    """Both stages' configurations from the app's context (cdk.json and `-c` flags).
+
+    `mlops:<stage>` holds overrides for that stage (a JSON object, or its text when given with
+    `-c`); `modelPackageArn` sets the model package of every stage that does not set its own.
+    """
+    ours = {f"{CONTEXT_PREFIX}{s}" for s in STAGES} | {MODEL_PACKAGE_ARN_KEY}
+    for key in context:
+        if key in ours:
+            continue
+        if key.lower().startswith(CONTEXT_PREFIX.rstrip(":")):
+            raise ConfigError(f"context: unknown key {_hint(key, sorted(ours))}")
+        close = difflib.get_close_matches(key.lower(), [k.lower() for k in ours], n=1, cutoff=0.85)
+        if close:
+            raise ConfigError(f"context: unknown key {_hint(key, sorted(ours))}")
+
+    arn = context.get(MODEL_PACKAGE_ARN_KEY)
+    if arn is not None and not isinstance(arn, str):
+        raise ConfigError(f"context.{MODEL_PACKAGE_ARN_KEY}: must be a string (got {arn!r})")
+    configs: dict[Stage, StageConfig] = {}
+    for stage in STAGES:
+        key = f"{CONTEXT_PREFIX}{stage}"
+        overrides = _as_mapping(key, context.get(key))
+        if arn and "model_package_arn" not in overrides:
+            overrides = {**overrides, "model_package_arn": arn}
+        configs[stage] = stage_config(stage, overrides)
+    return configs
+
+
+def _as_mapping(key: str, raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if isinstance(raw, str):  # `-c key={"a": 1}` arrives as text
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"context.{key}: not valid JSON ({e.msg} at column {e.colno})") from e
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"context.{key}: must be a JSON object of config fields (got {type(raw).__name__})")
+    return dict(raw)
+
+
+def _hint(name: str, known: typing.Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name)
+
+
+def _check_types(config: StageConfig) -> None:
+    """Check each field against its annotation: context values are untyped JSON."""
+    hints = typing.get_type_hints(StageConfig)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if not _matches(value, hints[f.name]):
+            raise ConfigError(
+                f"{config.stage}.{f.name}: expected {_type_name(hints[f.name])}, got {type(value).__name__} {value!r}"
+            )
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping):
+        return isinstance(value, Mapping)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:  # bool is an int in Python, never in a config
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -1,0 +1,98 @@
+"""The VPC the ML workloads run in: private subnets and VPC endpoints for the AWS services they call."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.nag import acknowledge
+
+# What processing, training and endpoint containers call: with these endpoints their AWS traffic
+# never leaves the VPC, and an isolated subnet (no NAT) is enough for jobs with network isolation.
+INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "SageMakerApi": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
+    "SageMakerRuntime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
+    "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
+    "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
+    "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,
+    "Glue": ec2.InterfaceVpcEndpointAwsService.GLUE,
+}
+
+
+class Network(Construct):
+    """A VPC with private subnets only for workloads, flow logs, and the endpoints above.
+
+    `nat_gateways=0` makes the private subnets isolated (no internet at all); otherwise they reach
+    the internet through NAT gateways in small public subnets (for containers that install
+    packages at start-up).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        cidr: str,
+        max_azs: int,
+        nat_gateways: int,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+        availability_zones: list[str] | None = None,
+    ) -> None:
+        super().__init__(scope, id_)
+        private_type = (
+            ec2.SubnetType.PRIVATE_WITH_EGRESS if nat_gateways else ec2.SubnetType.PRIVATE_ISOLATED
+        )
+        subnets = [ec2.SubnetConfiguration(name="workloads", subnet_type=private_type, cidr_mask=20)]
+        if nat_gateways:
+            subnets.append(ec2.SubnetConfiguration(name="nat", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=26,
+                                                   map_public_ip_on_launch=False))
+        flow_log_group = logs.LogGroup(self, "FlowLogs", retention=log_retention, removal_policy=removal_policy)
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(cidr),
+            # Given for a stack with a concrete region: CDK would otherwise look the zones up (a call
+            # to AWS at synth time); tokens resolve to the region's zones at deploy time instead.
+            max_azs=None if availability_zones else max_azs,
+            availability_zones=availability_zones,
+            nat_gateways=nat_gateways,
+            subnet_configuration=subnets,
+            restrict_default_security_group=False,
+            flow_logs={
+                "all": ec2.FlowLogOptions(
+                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
+                    traffic_type=ec2.FlowLogTrafficType.ALL,
+                )
+            },
+        )
+        self.workload_subnets = ec2.SubnetSelection(subnet_type=private_type)
+        self.subnet_ids = self.vpc.select_subnets(subnet_type=private_type).subnet_ids
+
+        self.vpc.add_gateway_endpoint(
+            "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.workload_subnets]
+        )
+        for name, service in INTERFACE_ENDPOINTS.items():
+            # The endpoint's security group admits HTTPS from inside the VPC only.
+            self.vpc.add_interface_endpoint(name, service=service, subnets=self.workload_subnets,
+                                            private_dns_enabled=True)
+
+        acknowledge(
+            self.vpc, "AwsSolutions-EC23",
+            "The interface endpoints' security groups admit HTTPS from this VPC's own CIDR only; cdk-nag "
+            "cannot read the CIDR through the Fn::GetAtt and reports it as open.",
+        )
+
+        # The jobs' and endpoints' security group: no ingress from outside; members talk to each
+        # other (distributed training, inter-container traffic) and go out over HTTPS only.
+        self.workload_sg = ec2.SecurityGroup(
+            self, "Workloads", vpc=self.vpc, allow_all_outbound=False,
+            description="SageMaker processing, training, endpoints and monitoring jobs",
+        )
+        self.workload_sg.add_ingress_rule(self.workload_sg, ec2.Port.all_traffic(), "between workload members")
+        self.workload_sg.add_egress_rule(self.workload_sg, ec2.Port.all_traffic(), "between workload members")
+        self.workload_sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs and packages")

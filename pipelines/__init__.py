@@ -1,0 +1,1 @@
+"""The ML pipeline, defined once, and its three targets: local, SageMaker Pipelines, Azure ML."""

@@ -1,0 +1,1 @@
+"""Subcommands of `mlops`. Each module has `register(subparsers)` and imports heavy SDKs lazily."""

@@ -1,0 +1,304 @@
+"""`mlops pipeline`: drive the cloud targets.
+
+    mlops pipeline deploy --start          upload the code, upsert the SageMaker pipeline, start it
+    mlops pipeline upsert | start | status SageMaker, one action at a time
+    mlops pipeline approve --latest        approve (or --reject) a registered model version
+    mlops pipeline export --target azure   Azure ML pipeline job YAML (load_job reads it back)
+    mlops pipeline export --target sagemaker   the SageMaker definition JSON
+    mlops pipeline submit --target azure   submit the Azure ML pipeline job with MLClient
+
+Settings come from flags, else environment variables (named in --help), so CI can export them
+once. Whatever is missing or malformed is reported, naming the flag, before any call is made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipelines.definition import MODEL_PACKAGE_GROUP, PARAMETERS, PIPELINE_NAME
+
+_ENV = {
+    "bucket": "MLOPS_ARTIFACT_BUCKET",
+    "role_arn": "MLOPS_PIPELINE_ROLE_ARN",
+    "kms_key_arn": "MLOPS_KMS_KEY_ARN",
+    "subnet_ids": "MLOPS_SUBNET_IDS",
+    "security_group_ids": "MLOPS_SECURITY_GROUP_IDS",
+    "input_data_uri": "MLOPS_INPUT_DATA_URI",
+    "pipeline_name": "MLOPS_PIPELINE_NAME",
+    "model_package_group": "MLOPS_MODEL_PACKAGE_GROUP",
+}
+_PARAM_NAMES = tuple(p.name for p in PARAMETERS)
+
+
+class ConfigError(ValueError):
+    """A missing or malformed setting; the message names the flag."""
+
+
+# -- arguments ----------------------------------------------------------------------------------
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(_ENV[name], default)
+
+
+def _aws_options(p: argparse.ArgumentParser, *, target: bool) -> None:
+    p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                   or "us-east-1", help="AWS region (env AWS_REGION, AWS_DEFAULT_REGION; us-east-1)")
+    p.add_argument("--pipeline-name", default=_env("pipeline_name", PIPELINE_NAME),
+                   help=f"pipeline name (env {_ENV['pipeline_name']}; {PIPELINE_NAME})")
+    p.add_argument("--model-package-group", default=_env("model_package_group", MODEL_PACKAGE_GROUP),
+                   help=f"model package group (env {_ENV['model_package_group']}; {MODEL_PACKAGE_GROUP})")
+    if not target:
+        return
+    p.add_argument("--bucket", default=_env("bucket"), help=f"artefacts bucket (env {_ENV['bucket']})")
+    p.add_argument("--role-arn", default=_env("role_arn"),
+                   help=f"role the pipeline and its jobs run as (env {_ENV['role_arn']})")
+    p.add_argument("--kms-key-arn", default=_env("kms_key_arn"), help=f"KMS key (env {_ENV['kms_key_arn']})")
+    p.add_argument("--subnet-ids", default=_env("subnet_ids", ""),
+                   help=f"comma-separated subnets for the jobs (env {_ENV['subnet_ids']})")
+    p.add_argument("--security-group-ids", default=_env("security_group_ids", ""),
+                   help=f"comma-separated security groups (env {_ENV['security_group_ids']})")
+    p.add_argument("--input-data-uri", default=_env("input_data_uri"),
+                   help=f"default of the InputDataUrl parameter (env {_ENV['input_data_uri']}; s3://<bucket>/raw/)")
+    p.add_argument("--problem-type", default="binary", choices=("binary", "multiclass", "regression"))
+    p.add_argument("--spec", default="specs/churn.json", help="dataset spec, relative to training_code/")
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help=f"pipeline parameter for this execution; one of {', '.join(_PARAM_NAMES)}")
+    p.add_argument("--wait", action="store_true", help="wait for the execution to end; exit 1 unless it succeeds")
+    p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds --wait waits at most")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("pipeline", help="deploy, run and inspect the cloud pipelines",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    deploy = actions.add_parser("deploy", help="upload the code, upsert the SageMaker pipeline (and --start it)")
+    deploy.add_argument("--target", choices=("sagemaker",), default="sagemaker")
+    _aws_options(deploy, target=True)
+    deploy.add_argument("--start", action="store_true", help="start an execution once the pipeline is upserted")
+    _run_options(deploy)
+
+    upsert = actions.add_parser("upsert", help="create or update the SageMaker pipeline")
+    upsert.add_argument("--target", choices=("sagemaker",), default="sagemaker")
+    _aws_options(upsert, target=True)
+    upsert.add_argument("--code-uri", help="s3:// URI of an uploaded sourcedir.tar.gz (default: upload it now)")
+
+    start = actions.add_parser("start", help="start an execution of the SageMaker pipeline")
+    start.add_argument("--target", choices=("sagemaker",), default="sagemaker")
+    _aws_options(start, target=False)
+    _run_options(start)
+
+    status = actions.add_parser("status", help="status of an execution and its steps (default: the latest)")
+    status.add_argument("--target", choices=("sagemaker",), default="sagemaker")
+    _aws_options(status, target=False)
+    status.add_argument("--execution-arn", help="execution to describe (default: the latest)")
+
+    approve = actions.add_parser("approve", help="approve (or --reject) a registered model version")
+    approve.add_argument("--target", choices=("sagemaker",), default="sagemaker")
+    _aws_options(approve, target=False)
+    which = approve.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model-package-arn", help="the model package version")
+    which.add_argument("--latest", action="store_true", help="the newest version pending manual approval")
+    approve.add_argument("--reject", action="store_true", help="reject instead of approve")
+    approve.add_argument("--description", default="", help="approval note kept in the registry")
+
+    export = actions.add_parser("export", help="write the pipeline definition (Azure YAML or SageMaker JSON)")
+    export.add_argument("--target", choices=("azure", "sagemaker"), required=True)
+    _aws_options(export, target=True)
+    export.add_argument("--code-uri", default="s3://<bucket>/code/<sha256>/sourcedir.tar.gz",
+                        help="SageMaker only: code URI written into the definition")
+    export.add_argument("--out", type=Path, help="output file (default: .mlops/export/<target>-pipeline.*)")
+    export.add_argument("--compute", default="cpu-cluster", help="Azure only: compute cluster name")
+
+    submit = actions.add_parser("submit", help="submit the Azure ML pipeline job (needs a workspace)")
+    submit.add_argument("--target", choices=("azure",), default="azure")
+    submit.add_argument("--subscription-id", default=os.environ.get("AZURE_SUBSCRIPTION_ID"),
+                        help="env AZURE_SUBSCRIPTION_ID")
+    submit.add_argument("--resource-group", default=os.environ.get("AZURE_RESOURCE_GROUP"),
+                        help="env AZURE_RESOURCE_GROUP")
+    submit.add_argument("--workspace", default=os.environ.get("AZUREML_WORKSPACE_NAME"),
+                        help="env AZUREML_WORKSPACE_NAME")
+    submit.add_argument("--compute", default="cpu-cluster", help="compute cluster name")
+    submit.add_argument("--experiment", default=PIPELINE_NAME)
+
+    parser.set_defaults(func=handle)
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+def _ids(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+def _target(args: argparse.Namespace, code_uri: str) -> Any:
+    missing = [f"--{flag.replace('_', '-')} (env {_ENV[flag]})" for flag in ("bucket", "role_arn")
+               if not getattr(args, flag)]
+    if missing:
+        raise ConfigError("missing " + " and ".join(missing))
+    from pipelines.sagemaker import SageMakerTarget
+
+    try:
+        return SageMakerTarget(
+            role_arn=args.role_arn, bucket=args.bucket, code_uri=code_uri, region=args.region,
+            pipeline_name=args.pipeline_name, model_package_group=args.model_package_group,
+            kms_key_arn=args.kms_key_arn or None, subnet_ids=_ids(args.subnet_ids),
+            security_group_ids=_ids(args.security_group_ids), problem_type=args.problem_type,
+            input_data_uri=args.input_data_uri or None, spec=args.spec,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e).replace("invalid SageMakerTarget", "invalid settings")) from e
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--param {pair!r}: expected NAME=VALUE")
+        if name not in _PARAM_NAMES:
+            raise ConfigError(f"--param {name}: not a pipeline parameter; one of {', '.join(_PARAM_NAMES)}")
+        out[name] = value
+    return out
+
+
+def _clients(region: str) -> tuple[Any, Any]:
+    import boto3
+
+    session = boto3.Session(region_name=region)
+    return session.client("sagemaker"), session.client("s3")
+
+
+# -- actions ------------------------------------------------------------------------------------
+
+def _print_status(status: Any) -> None:
+    print(f"status: {status.status}")
+    for name, step_status, reason in status.steps:
+        print(f"  {name:<18} {step_status}" + (f"  ({reason})" if reason else ""))
+    if status.failure:
+        print(f"failure: {status.failure}")
+
+
+def _start(sm: Any, args: argparse.Namespace, parameters: dict[str, str]) -> int:
+    from pipelines import sagemaker_api as api
+
+    arn = api.start_execution(sm, args.pipeline_name, parameters)
+    print(f"execution: {arn}")
+    print(f"console:   {api.console_url(args.region, args.pipeline_name, arn)}")
+    status = api.wait_for(sm, arn, timeout_s=args.timeout) if args.wait else api.describe_execution(sm, arn)
+    _print_status(status)
+    if args.wait and status.status != "Succeeded":
+        return 1
+    return 0
+
+
+def _upsert(sm: Any, s3: Any, args: argparse.Namespace, code_uri: str | None) -> str:
+    from pipelines import sagemaker_api as api
+    from pipelines.sagemaker import definition_dict, definition_json
+
+    if code_uri is None:
+        import tempfile
+
+        from pipelines.code_package import build_sourcedir_tarball
+
+        with tempfile.TemporaryDirectory() as tmp:
+            tarball = build_sourcedir_tarball(Path(tmp))
+            code_uri, uploaded = api.upload_code(s3, tarball, args.bucket, args.kms_key_arn or None)
+        print(f"code:      {code_uri}" + ("" if uploaded else " (already uploaded)"))
+    target = _target(args, code_uri)
+    print("building the pipeline definition ...", flush=True)
+    definition = definition_json(definition_dict(target))
+    arn, created = api.upsert_pipeline(sm, s3, name=target.pipeline_name, role_arn=target.role_arn,
+                                       definition=definition, bucket=target.bucket,
+                                       description="Built by `mlops pipeline` from pipelines/definition.py")
+    print(f"pipeline:  {arn} ({'created' if created else 'updated'})")
+    return arn
+
+
+def _approve(sm: Any, args: argparse.Namespace) -> int:
+    from pipelines import sagemaker_api as api
+
+    arn = args.model_package_arn or api.latest_package(sm, args.model_package_group)
+    if not arn:
+        print(f"no model version pending approval in {args.model_package_group}", file=sys.stderr)
+        return 1
+    status = api.set_approval(sm, arn, "Rejected" if args.reject else "Approved", args.description)
+    print(f"{arn}: {status}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pipelines import paths
+
+    if args.target == "sagemaker":
+        from pipelines.sagemaker import definition_dict, definition_json
+
+        code_uri = args.code_uri.replace("<bucket>", args.bucket or "<bucket>")
+        out = args.out or paths.home() / "export" / "sagemaker-pipeline.json"
+        text = definition_json(definition_dict(_target(args, code_uri)))
+    else:
+        from pipelines.azure import AzureTarget, pipeline_yaml
+
+        out = args.out or paths.home() / "export" / "azure-pipeline.yml"
+        text = pipeline_yaml(AzureTarget(compute=args.compute, problem_type=args.problem_type), out.parent)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}")
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    missing = [flag for flag in ("subscription_id", "resource_group", "workspace") if not getattr(args, flag)]
+    if missing:
+        raise ConfigError("missing " + ", ".join(f"--{m.replace('_', '-')}" for m in missing))
+    from pipelines.azure import AzureTarget, submit
+
+    url = submit(AzureTarget(compute=args.compute), subscription_id=args.subscription_id,
+                 resource_group=args.resource_group, workspace=args.workspace, experiment=args.experiment)
+    print(f"submitted: {url}")
+    return 0
+
+
+def handle(args: argparse.Namespace) -> int:
+    try:
+        if args.action == "export":
+            return _export(args)
+        if args.action == "submit":
+            return _submit(args)
+        parameters = _parameters(getattr(args, "param", []))
+        if args.action in ("deploy", "upsert"):
+            code_uri = getattr(args, "code_uri", None)
+            if code_uri:
+                _target(args, code_uri)
+            else:
+                _target(args, "s3://placeholder/check-settings-first.tar.gz")
+        sm, s3 = _clients(args.region)
+        if args.action == "deploy":
+            _upsert(sm, s3, args, None)
+            return _start(sm, args, parameters) if args.start else 0
+        if args.action == "upsert":
+            _upsert(sm, s3, args, args.code_uri)
+            return 0
+        if args.action == "start":
+            return _start(sm, args, parameters)
+        if args.action == "approve":
+            return _approve(sm, args)
+        from pipelines import sagemaker_api as api
+
+        arn = args.execution_arn or api.latest_execution(sm, args.pipeline_name)
+        if not arn:
+            print(f"no executions of {args.pipeline_name} yet", file=sys.stderr)
+            return 1
+        print(f"execution: {arn}")
+        print(f"console:   {api.console_url(args.region, args.pipeline_name, arn)}")
+        _print_status(api.describe_execution(sm, arn))
+        return 0
+    except ConfigError as e:
+        print(f"mlops pipeline {args.action}: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,112 @@
+"""The tune step, locally: Optuna (TPE, median pruning) over the shared search space.
+
+Each trial runs train.py as its own process with one compute thread, `parallelism` trials at a
+time. train.py prints `[round N] validation-<metric>=<value>` as it goes; the pruner reads those
+lines and stops a trial that is clearly behind the others (that is where pruning helps: most
+of a bad trial's time is spent on rounds that cannot catch up).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.definition import Range, SearchSpace
+from pipelines.local_steps import PROGRESS_LINE, run_script, script_env
+
+
+@dataclass
+class TrialResult:
+    number: int
+    params: dict[str, Any]
+    value: float | None
+    state: str
+    metrics: dict[str, float]
+    seconds: float
+
+
+def suggest(trial: Any, r: Range) -> Any:
+    if r.kind == "categorical":
+        return trial.suggest_categorical(r.name, list(r.values))
+    assert r.min is not None and r.max is not None
+    if r.kind == "integer":
+        return trial.suggest_int(r.name, int(r.min), int(r.max), log=r.scale == "log")
+    return trial.suggest_float(r.name, r.min, r.max, log=r.scale == "log")
+
+
+def hyperparameter_args(params: dict[str, Any]) -> list[str]:
+    """As SageMaker passes them: `--name value`."""
+    out: list[str] = []
+    for k, v in params.items():
+        out += [f"--{k}", f"{v:.6g}" if isinstance(v, float) else str(v)]
+    return out
+
+
+def tune(space: SearchSpace, base_args: Sequence[str], out: Path, trials: int, parallelism: int,
+         seed: int, on_trial: Callable[[TrialResult, TrialResult | None], None],
+         static: dict[str, str] | None = None) -> tuple[dict[str, Any], list[TrialResult]]:
+    """Run the study; returns the best hyperparameters (static ones included) and every trial."""
+    import time
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    metric = space.objective.metric  # e.g. "validation:auc"
+    short = metric.split(":", 1)[1]
+    direction = space.objective.direction
+    study = optuna.create_study(
+        direction=direction,
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, max(2, trials // 3))),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=30, interval_steps=10),
+    )
+    static = dict(static if static is not None else space.static)
+    results: list[TrialResult] = []
+    lock = threading.Lock()
+
+    def objective(trial: Any) -> float:
+        params = {r.name: suggest(trial, r) for r in space.ranges}
+        folder = out / f"trial-{trial.number:03d}"
+        args = [*base_args, "--model-dir", str(folder / "model"), "--output-data-dir", str(folder / "output"),
+                *hyperparameter_args({**static, **params}), "--nthread", "1"]
+        pruned = False
+
+        def on_line(line: str) -> bool:
+            nonlocal pruned
+            m = PROGRESS_LINE.match(line)
+            if m and m.group(2) == short:
+                trial.report(float(m.group(3)), int(m.group(1)))
+                if trial.should_prune():
+                    pruned = True
+                    return False
+            return True
+
+        start = time.perf_counter()
+        res = run_script("train.py", args, folder / "log.txt", script_env(threads=1), on_line)
+        seconds = time.perf_counter() - start
+        value = res.metrics.get(metric)
+        state = "pruned" if pruned else ("complete" if res.returncode == 0 and value is not None else "failed")
+        result = TrialResult(trial.number, params, value, state, res.metrics, seconds)
+        with lock:
+            results.append(result)
+            done = [r for r in results if r.state == "complete" and r.value is not None]
+            best = (max if direction == "maximize" else min)(done, key=lambda r: r.value or 0.0) if done else None
+            on_trial(result, best)
+        if pruned:
+            raise optuna.TrialPruned()
+        if value is None:
+            raise RuntimeError(f"trial {trial.number} failed; log: {folder / 'log.txt'}")
+        return value
+
+    study.optimize(objective, n_trials=trials, n_jobs=parallelism, catch=(RuntimeError,))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise RuntimeError(f"every tuning trial failed; see the logs under {out}")
+    best_params = {**static, **study.best_params}
+    (out / "best_hyperparameters.json").write_text(json.dumps(
+        {"hyperparameters": best_params, "objective": metric, "value": study.best_value,
+         "trial": study.best_trial.number}, indent=2))
+    return best_params, sorted(results, key=lambda r: r.number)

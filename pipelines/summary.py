@@ -1,0 +1,31 @@
+"""The closing summary of a local run: what each step did, the metrics, where things are."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipelines.local import LocalPipeline
+
+
+def print_summary(pipe: LocalPipeline) -> None:
+    res = pipe.result
+    print(f"\nrun {res.run_id} ({res.problem_type or '?'})")
+    width = max(len(s.name) for s in res.steps)
+    for s in res.steps:
+        took = f"{s.seconds:6.1f}s" if s.seconds else "       "
+        print(f"  {s.name:<{width}}  {s.status:<8} {took}  {s.summary}")
+    total = sum(s.seconds for s in res.steps)
+    print(f"  {'total':<{width}}  {'':<8} {total:6.1f}s")
+    if res.metrics:
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items())
+        print(f"test metrics: {shown}")
+    if res.model_version:
+        print(f"registered:  churn-models version {res.model_version} (PendingManualApproval)")
+    print(f"run folder:  {res.folder}")
+    for label, rel in (("evaluation", "evaluate/evaluation.json"),
+                       ("data report", "preprocess/report/data_report.json"),
+                       ("predictions", "transform")):
+        path = res.folder / rel
+        if path.exists():
+            print(f"{label + ':':<12} {path}")

@@ -1,0 +1,175 @@
+"""`mlops pipeline` against moto: the code upload, upsert, start, status and model approval, as
+CI runs them (`mlops pipeline deploy --start`), through the real command line entry point."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pipelines.cli import main
+from pipelines.code_package import build_sourcedir_tarball, code_key
+from pipelines.definition import STEPS
+
+REGION = "eu-west-1"
+BUCKET = "mlops-artefacts-test"
+ROLE = "arn:aws:iam::123456789012:role/mlops-pipeline"
+GROUP = "churn-models"
+SETTINGS = ["--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE]
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    for name in ("MLOPS_ARTIFACT_BUCKET", "MLOPS_PIPELINE_ROLE_ARN", "MLOPS_KMS_KEY_ARN", "MLOPS_SUBNET_IDS",
+                 "MLOPS_SECURITY_GROUP_IDS", "MLOPS_INPUT_DATA_URI", "MLOPS_PIPELINE_NAME",
+                 "MLOPS_MODEL_PACKAGE_GROUP", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    # One definition cache for the session: the second deploy of a test reuses the first's build.
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path_factory.getbasetemp() / "pipeline-moto-home"))
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        yield boto3.client("sagemaker", region_name=REGION), s3
+
+
+def _code_uris(definition: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("sagemaker_submit_directory", "SAGEMAKER_SUBMIT_DIRECTORY") and isinstance(value, str):
+                    found.add(value)
+                if key == "InputName" and value == "code":
+                    found.add(node["S3Input"]["S3Uri"])
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(definition)
+    return found
+
+
+def test_deploy_start_uploads_the_code_upserts_and_starts(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    sm, s3 = aws
+    assert main(["pipeline", "deploy", "--start", *SETTINGS, "--param", "MetricThreshold=0.8"]) == 0
+    out = capsys.readouterr().out
+
+    # One code package, stored under its own sha256, holding every script the pipeline runs.
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert key == f"code/{hashlib.sha256(body).hexdigest()}/sourcedir.tar.gz"
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        names = set(tar.getnames())
+    assert {s.script for s in STEPS if s.script} | {"specs/churn.json"} <= names
+    code_uri = f"s3://{BUCKET}/{key}"
+
+    # The pipeline runs that code, as the given role.
+    described = sm.describe_pipeline(PipelineName="churn-training")
+    assert described["RoleArn"] == ROLE
+    definition = json.loads(described["PipelineDefinition"])
+    assert _code_uris(definition) == {code_uri}
+    assert [s["Name"] for s in definition["Steps"]][:2] == ["etl", "preprocess"]
+
+    # One execution, with the parameter given, reported with its link and status.
+    (execution,) = sm.list_pipeline_executions(PipelineName="churn-training")["PipelineExecutionSummaries"]
+    arn = execution["PipelineExecutionArn"]
+    params = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
+    assert {"Name": "MetricThreshold", "Value": "0.8"} in params
+    assert f"execution: {arn}" in out
+    assert f"console:   https://{REGION}.console.aws.amazon.com/sagemaker/" in out
+    assert "status: Succeeded" in out  # moto finishes executions at once
+    assert f"code:      {code_uri}" in out and "(created)" in out
+
+    # Deploying the same code again uploads nothing and updates the pipeline in place.
+    assert main(["pipeline", "deploy", *SETTINGS]) == 0
+    again = capsys.readouterr().out
+    assert "(already uploaded)" in again and "(updated)" in again
+    assert len(sm.list_pipeline_executions(PipelineName="churn-training")["PipelineExecutionSummaries"]) == 1
+
+    # status reports the latest execution.
+    assert main(["pipeline", "status", "--region", REGION]) == 0
+    assert f"execution: {arn}" in capsys.readouterr().out
+
+
+def test_upsert_then_start_as_separate_actions(aws: Any, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    sm, s3 = aws
+    # The URI deploy would upload to (so the session's cached definition serves both tests).
+    code_uri = f"s3://{BUCKET}/{code_key(build_sourcedir_tarball(tmp_path))}"
+    assert main(["pipeline", "upsert", *SETTINGS, "--code-uri", code_uri]) == 0
+    assert "(created)" in capsys.readouterr().out
+    definition = json.loads(sm.describe_pipeline(PipelineName="churn-training")["PipelineDefinition"])
+    assert _code_uris(definition) == {code_uri}
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0  # given a code URI, nothing uploads
+
+    assert main(["pipeline", "start", "--region", REGION, "--wait"]) == 0
+    assert "status: Succeeded" in capsys.readouterr().out
+
+
+def _package(sm: Any, status: str = "PendingManualApproval") -> str:
+    try:
+        sm.create_model_package_group(ModelPackageGroupName=GROUP)
+    except sm.exceptions.ClientError:
+        pass  # the group exists
+    return str(sm.create_model_package(
+        ModelPackageGroupName=GROUP, ModelApprovalStatus=status,
+        InferenceSpecification={"Containers": [{"Image": "xgboost:3.0-5", "ModelDataUrl": f"s3://{BUCKET}/m.tar.gz"}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+    )["ModelPackageArn"])
+
+
+def test_approve_the_latest_pending_model_version(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    sm, _ = aws
+    older, newer = _package(sm), _package(sm)
+    assert main(["pipeline", "approve", "--latest", "--region", REGION, "--description", "reviewed"]) == 0
+    assert f"{newer}: Approved" in capsys.readouterr().out
+    assert sm.describe_model_package(ModelPackageName=newer)["ModelApprovalStatus"] == "Approved"
+    assert sm.describe_model_package(ModelPackageName=older)["ModelApprovalStatus"] == "PendingManualApproval"
+
+    assert main(["pipeline", "approve", "--model-package-arn", older, "--reject", "--region", REGION]) == 0
+    assert sm.describe_model_package(ModelPackageName=older)["ModelApprovalStatus"] == "Rejected"
+
+    # Nothing left pending: say so and fail, rather than approve something else.
+    assert main(["pipeline", "approve", "--latest", "--region", REGION]) == 1
+    assert "no model version pending approval" in capsys.readouterr().err
+
+
+def test_missing_settings_fail_before_any_call(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    sm, s3 = aws
+    assert main(["pipeline", "deploy", "--start", "--region", REGION]) == 2
+    err = capsys.readouterr().err
+    assert "--bucket (env MLOPS_ARTIFACT_BUCKET)" in err and "--role-arn (env MLOPS_PIPELINE_ROLE_ARN)" in err
+    assert sm.list_pipelines()["PipelineSummaries"] == []
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+
+
+UPSERT = ["pipeline", "upsert", *SETTINGS, "--code-uri", f"s3://{BUCKET}/c.tar.gz"]
+DEPLOY = ["pipeline", "deploy", "--start", *SETTINGS]
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    ([*DEPLOY, "--param", "MetricTreshold=0.9"], "--param MetricTreshold: not a pipeline parameter"),
+    ([*DEPLOY, "--param", "MetricThreshold"], "expected NAME=VALUE"),
+    ([*UPSERT, "--subnet-ids", "subnet-1"], "security_group_ids"),
+    ([*UPSERT, "--input-data-uri", "data/raw"], "input_data_uri"),
+])
+def test_bad_settings_are_named_before_any_call(aws: Any, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                named: str) -> None:
+    sm, s3 = aws
+    assert main(argv) == 2
+    assert named in capsys.readouterr().err
+    assert sm.list_pipelines()["PipelineSummaries"] == []
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0

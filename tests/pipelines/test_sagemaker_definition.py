@@ -1,0 +1,328 @@
+"""The SageMaker pipeline definition: built offline and deterministically from pipelines.definition.
+
+The definition is built once per session (the SDK import dominates), with every socket connect
+refused, then read the way the service and the infra stack read it: as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipelines import definition as d
+from pipelines.paths import REPO_ROOT, TRAINING_CODE
+from pipelines.sagemaker import (
+    HELPER_STEPS,
+    SageMakerTarget,
+    cache_path,
+    definition_dict,
+    definition_json,
+    search_ranges,
+    step_names,
+)
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "sagemaker_definition.json"
+
+# Shaped like the placeholders the infra stack passes (it swaps CDK tokens in afterwards).
+TARGET = SageMakerTarget(
+    role_arn="arn:aws:iam::123456789012:role/PLACEHOLDER-PipelineRole",
+    bucket="placeholder-artefacts-bucket",
+    code_uri="s3://placeholder-artefacts-bucket/code/PLACEHOLDER-SHA256/sourcedir.tar.gz",
+    region="eu-west-1",
+    kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/PLACEHOLDER-KEY",
+    subnet_ids=("subnet-PLACEHOLDER-A", "subnet-PLACEHOLDER-B"),
+    security_group_ids=("sg-PLACEHOLDER",),
+)
+
+
+@dataclass
+class Built:
+    cold: dict[str, Any]
+    cached: dict[str, Any]
+    rebuilt: dict[str, Any]
+    cached_seconds: float
+    connects: list[Any]
+    home: Path
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    home = tmp_path_factory.getbasetemp() / "sagemaker-definition-home"
+    connects: list[Any] = []
+
+    def refuse(sock: socket.socket, address: Any) -> None:
+        connects.append(address)
+        raise OSError(f"test: network call to {address}")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(home))
+        mp.setattr(socket.socket, "connect", refuse)
+        cold = definition_dict(TARGET)
+        start = time.perf_counter()
+        cached = definition_dict(TARGET)
+        cached_seconds = time.perf_counter() - start
+        rebuilt = definition_dict(TARGET, use_cache=False)
+    return Built(cold, cached, rebuilt, cached_seconds, connects, home)
+
+
+def _steps(defn: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+
+    def walk(steps: list[dict[str, Any]]) -> None:
+        for s in steps:
+            out[s["Name"]] = s
+            if s["Type"] == "Condition":
+                walk(s["Arguments"]["IfSteps"])
+                walk(s["Arguments"]["ElseSteps"])
+
+    walk(defn["Steps"])
+    return out
+
+
+def _get(value: Any) -> str | None:
+    return value.get("Get") if isinstance(value, dict) else None
+
+
+# -- building -----------------------------------------------------------------------------------
+
+def test_the_build_makes_no_network_call(built: Built) -> None:
+    assert built.connects == []
+
+
+def test_two_builds_give_byte_identical_json(built: Built) -> None:
+    assert definition_json(built.rebuilt) == definition_json(built.cold)
+
+
+def test_the_cached_definition_is_the_built_one_and_is_read_without_the_sdk(built: Built) -> None:
+    assert built.cached == built.cold
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(built.home))
+        path = cache_path(TARGET)
+    assert path.is_file() and path.parent == built.home / "cache"
+    assert json.loads(path.read_text()) == built.cold
+    assert built.cached_seconds < 1.0  # a file read, not a 10-second SDK import
+
+
+def test_a_different_target_does_not_hit_the_cache(built: Built) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(built.home))
+        assert cache_path(replace(TARGET, region="us-east-1")) != cache_path(TARGET)
+        assert cache_path(replace(TARGET, kms_key_arn=None)) != cache_path(TARGET)
+
+
+def test_definition_matches_the_snapshot(built: Built) -> None:
+    text = definition_json(built.cold)
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
+        SNAPSHOT.write_text(text)
+    assert SNAPSHOT.is_file(), f"no snapshot yet: UPDATE_SNAPSHOTS=1 writes {SNAPSHOT}"
+    # Written by an earlier run in another process: equality is determinism across processes too.
+    assert text == SNAPSHOT.read_text(), "the definition changed: review the diff, then UPDATE_SNAPSHOTS=1"
+
+
+def test_target_strings_reach_the_json_verbatim(built: Built) -> None:
+    text = json.dumps(built.cold)
+    for value in (TARGET.role_arn, TARGET.code_uri, TARGET.kms_key_arn,
+                  *TARGET.subnet_ids, *TARGET.security_group_ids):
+        assert value and f'"{value}"' in text, value
+    assert f'"s3://{TARGET.bucket}/' in text
+
+
+def test_no_path_of_the_building_machine_leaks_into_the_json(built: Built) -> None:
+    text = json.dumps(built.cold)
+    assert str(REPO_ROOT) not in text and str(Path.home()) not in text
+
+
+# -- the pipeline -------------------------------------------------------------------------------
+
+def test_steps_run_in_the_definition_order(built: Built) -> None:
+    assert step_names(built.cold) == d.STEP_NAMES
+    top = [s["Name"] for s in built.cold["Steps"]]
+    assert top == ["etl", "preprocess", "tune", "train", "evaluate", "check"]
+    check = _steps(built.cold)["check"]["Arguments"]
+    # Nothing is registered, baselined or transformed unless the metric passes.
+    assert [s["Name"] for s in check["IfSteps"]] == ["register", "baseline", "transform-model", "transform"]
+    assert [s["Type"] for s in check["ElseSteps"]] == ["Fail"]
+    assert set(HELPER_STEPS.values()) <= set(d.STEP_NAMES)
+
+
+def test_pipeline_parameters_are_the_definitions(built: Built) -> None:
+    params = {p["Name"]: p for p in built.cold["Parameters"]}
+    assert list(params) == [p.name for p in d.PARAMETERS]
+    kinds = {"string": "String", "integer": "Integer", "float": "Float"}
+    for p in d.PARAMETERS:
+        assert params[p.name]["Type"] == kinds[p.type]
+        if p.name != "InputDataUrl":
+            assert params[p.name]["DefaultValue"] == p.default
+    assert params["InputDataUrl"]["DefaultValue"] == f"s3://{TARGET.bucket}/raw/"
+
+
+def test_tuning_uses_the_shared_search_space_and_budget(built: Built) -> None:
+    tuning = search_ranges(built.cold)
+    space = d.search_space("binary")
+    ranges = tuning["ranges"]
+    flat = {r["Name"]: (kind, r) for kind, rs in ranges.items() for r in rs}
+    assert set(flat) == {r.name for r in space.ranges}
+    for r in space.ranges:
+        kind, got = flat[r.name]
+        assert kind == {"continuous": "ContinuousParameterRanges", "integer": "IntegerParameterRanges"}[r.kind]
+        assert float(got["MinValue"]) == r.min and float(got["MaxValue"]) == r.max
+        assert got["ScalingType"] == ("Logarithmic" if r.scale == "log" else "Linear")
+    assert tuning["objective"] == {"MetricName": space.objective.metric, "Type": "Maximize"}
+    for name, value in space.static.items():
+        assert tuning["static"][name] == value
+    tune = _steps(built.cold)["tune"]["Arguments"]["HyperParameterTuningJobConfig"]["ResourceLimits"]
+    assert _get(tune["MaxNumberOfTrainingJobs"]) == "Parameters.TuningMaxTrials"
+    assert _get(tune["MaxParallelTrainingJobs"]) == "Parameters.TuningParallelism"
+
+
+def test_the_objective_regex_reads_what_train_py_prints(built: Built) -> None:
+    from metrics import format_metric_lines
+
+    (definition,) = search_ranges(built.cold)["metric_definitions"]
+    log = "[round 12] something else\n" + format_metric_lines({"train:auc": 0.99, "validation:auc": 0.912345})
+    assert definition["Name"] == "validation:auc"
+    assert [float(v) for v in re.findall(definition["Regex"], log)] == [0.912345]
+    train = _steps(built.cold)["train"]["Arguments"]["AlgorithmSpecification"]["MetricDefinitions"]
+    assert train == [definition]
+
+
+def test_train_retrains_the_best_candidate(built: Built) -> None:
+    train = _steps(built.cold)["train"]["Arguments"]
+    for r in d.search_space("binary").ranges:
+        assert _get(train["HyperParameters"][r.name]) == f"Steps.tune.BestTrainingJob.TunedHyperParameters['{r.name}']"
+    checkpoint = train["CheckpointConfig"]["S3Uri"]["Std:Join"]["Values"]
+    assert {"Get": "Steps.tune.BestTrainingJob.TrainingJobName"} in checkpoint
+
+
+def test_check_reads_the_metric_evaluate_writes(built: Built) -> None:
+    steps = _steps(built.cold)
+    (condition,) = steps["check"]["Arguments"]["Conditions"]
+    path, _, _ = d.EVALUATION_METRIC["binary"]
+    got = condition["LeftValue"]["Std:JsonGet"]
+    assert got["Path"] == path and condition["Type"] == "GreaterThanOrEqualTo"
+    assert _get(condition["RightValue"]) == "Parameters.MetricThreshold"
+    (prop,) = steps["evaluate"]["PropertyFiles"]
+    assert _get(got["PropertyFile"]) == f"Steps.evaluate.PropertyFiles.{prop['PropertyFileName']}"
+    # The property file is evaluation.json in the output evaluate.py is told to write into.
+    args = steps["evaluate"]["Arguments"]
+    local = {o["OutputName"]: o["S3Output"]["LocalPath"] for o in args["ProcessingOutputConfig"]["Outputs"]}
+    argv = args["AppSpecification"]["ContainerArguments"]
+    assert argv[argv.index("--output-dir") + 1] == local[prop["OutputName"]]
+    assert prop["FilePath"] == "evaluation.json"
+
+
+@pytest.mark.parametrize("problem", ["binary", "multiclass", "regression"])
+def test_the_metric_path_exists_in_what_evaluate_py_reports(problem: str) -> None:
+    from evaluate import evaluation_report
+
+    y = np.array([0, 1, 0, 1, 1, 0, 2, 2] if problem == "multiclass" else [0, 1, 0, 1, 1, 0, 1, 0], dtype=float)
+    if problem == "regression":
+        scores = y + 0.1
+    else:
+        k = 3 if problem == "multiclass" else 2
+        scores = np.full((len(y), k), 0.1)
+        scores[np.arange(len(y)), y.astype(int)] = 0.8
+    report: Any = evaluation_report(problem, y, scores, [str(i) for i in range(3)])
+    for key in d.EVALUATION_METRIC[problem][0].split("."):  # type: ignore[index]
+        report = report[key]
+    assert isinstance(report, float)
+
+
+def test_failing_the_check_stops_with_the_metric_and_the_threshold(built: Built) -> None:
+    (fail,) = _steps(built.cold)["check"]["Arguments"]["ElseSteps"]
+    values = fail["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
+    assert any(isinstance(v, dict) and "Std:JsonGet" in v for v in values)
+    assert {"Get": "Parameters.MetricThreshold"} in values
+    assert any("auc" in v for v in values if isinstance(v, str))
+
+
+def test_register_records_the_evaluation_and_the_approval_parameter(built: Built) -> None:
+    register = _steps(built.cold)["register"]["Arguments"]
+    assert register["ModelPackageGroupName"] == TARGET.model_package_group
+    assert _get(register["ModelApprovalStatus"]) == "Parameters.ModelApprovalStatus"
+    stats = register["ModelMetrics"]["ModelQuality"]["Statistics"]
+    assert stats["S3Uri"]["Std:Join"]["Values"][-1] == "evaluation.json"
+    (container,) = register["InferenceSpecification"]["Containers"]
+    assert _get(container["ModelDataUrl"]) == "Steps.train.ModelArtifacts.S3ModelArtifacts"
+
+
+def test_every_job_step_is_cached(built: Built) -> None:
+    jobs = [s for s in _steps(built.cold).values() if s["Type"] in ("Processing", "Training", "Tuning", "Transform")]
+    assert len(jobs) == 7
+    for s in jobs:
+        assert s["CacheConfig"]["Enabled"] is True, s["Name"]
+
+
+def test_scripts_come_from_the_code_package_by_s3_uri(built: Built) -> None:
+    steps = _steps(built.cold)
+    for name in ("etl", "preprocess", "evaluate", "baseline"):
+        args = steps[name]["Arguments"]
+        code = [i["S3Input"]["S3Uri"] for i in args["ProcessingInputs"] if i["InputName"] == "code"]
+        assert code == [TARGET.code_uri], name
+        script = args["AppSpecification"]["ContainerEntrypoint"][-1]
+        assert script == d.step(name).script and (TRAINING_CODE / script).is_file()
+    for name in ("train",):
+        hp = steps[name]["Arguments"]["HyperParameters"]
+        assert hp["sagemaker_submit_directory"] == TARGET.code_uri
+        assert (TRAINING_CODE / hp["sagemaker_program"]).is_file()
+    tune = steps["tune"]["Arguments"]["TrainingJobDefinition"]["StaticHyperParameters"]
+    assert tune["sagemaker_submit_directory"] == TARGET.code_uri
+    for env in (steps["transform-model"]["Arguments"]["PrimaryContainer"]["Environment"],
+                steps["register"]["Arguments"]["InferenceSpecification"]["Containers"][0]["Environment"]):
+        assert env["SAGEMAKER_SUBMIT_DIRECTORY"] == TARGET.code_uri
+        assert "def model_fn(" in (TRAINING_CODE / env["SAGEMAKER_PROGRAM"]).read_text()
+
+
+def test_vpc_and_kms_reach_every_job(built: Built) -> None:
+    steps = _steps(built.cold)
+    subnets, groups, key = list(TARGET.subnet_ids), list(TARGET.security_group_ids), TARGET.kms_key_arn
+    for name in ("etl", "preprocess", "evaluate", "baseline"):
+        args = steps[name]["Arguments"]
+        vpc = args["NetworkConfig"]["VpcConfig"]
+        assert vpc == {"Subnets": subnets, "SecurityGroupIds": groups}, name
+        assert args["ProcessingOutputConfig"]["KmsKeyId"] == key
+        assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == key
+    for job in (steps["train"]["Arguments"], steps["tune"]["Arguments"]["TrainingJobDefinition"]):
+        assert job["VpcConfig"] == {"Subnets": subnets, "SecurityGroupIds": groups}
+        assert job["OutputDataConfig"]["KmsKeyId"] == key
+        assert job["ResourceConfig"]["VolumeKmsKeyId"] == key
+    assert steps["transform-model"]["Arguments"]["VpcConfig"] == {"Subnets": subnets, "SecurityGroupIds": groups}
+    transform = steps["transform"]["Arguments"]
+    assert transform["TransformOutput"]["KmsKeyId"] == key
+    assert transform["TransformResources"]["VolumeKmsKeyId"] == key
+
+
+def test_the_baseline_lands_where_model_monitor_reads_it(built: Built) -> None:
+    (out,) = _steps(built.cold)["baseline"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    assert out["S3Output"]["S3Uri"] == f"s3://{TARGET.bucket}/monitoring/baseline"
+
+
+# -- a bad target fails before the SDK is touched ----------------------------------------------
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("bucket", "s3://not-a-bucket-name"),
+    ("role_arn", "PipelineRole"),
+    ("code_uri", "training_code/"),
+    ("region", "Ireland"),
+    ("problem_type", "ranking"),
+    ("pipeline_name", "churn training"),
+    ("spec", "specs/missing.json"),
+])
+def test_a_bad_target_names_the_field(field: str, value: str) -> None:
+    with pytest.raises(ValueError, match=rf"\b{field}\b"):
+        replace(TARGET, **{field: value})
+
+
+def test_a_vpc_needs_both_subnets_and_security_groups() -> None:
+    with pytest.raises(ValueError, match="security_group_ids"):
+        replace(TARGET, security_group_ids=())

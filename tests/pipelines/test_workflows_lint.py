@@ -1,0 +1,106 @@
+"""The GitHub Actions workflows pass actionlint, and keep the properties the project relies on:
+OIDC only (no stored keys), a review comment the report can find again, prod behind an approval."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelines.infra_report import MARKER
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+NAMES = ("pull-request.yml", "train.yml", "deploy-infra.yml")
+
+
+def _actionlint() -> str:
+    found = Path(sys.executable).with_name("actionlint")
+    if found.exists():
+        return str(found)
+    on_path = shutil.which("actionlint")
+    if on_path is None:
+        pytest.fail("actionlint is not installed in the project's environment (make setup installs it)")
+    return on_path
+
+
+def _lint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([_actionlint(), "-no-color", "-oneline", str(path)], cwd=ROOT, capture_output=True,
+                          text=True, check=False, timeout=60)
+
+
+def _load(name: str) -> dict[Any, Any]:
+    return dict(yaml.safe_load((WORKFLOWS / name).read_text()))
+
+
+def _trigger(workflow: dict[Any, Any]) -> dict[str, Any]:
+    return dict(workflow["on"] if "on" in workflow else workflow[True])  # YAML 1.1 reads a bare `on` as true
+
+
+def _steps(workflow: dict[Any, Any], job: str) -> list[dict[str, Any]]:
+    return list(workflow["jobs"][job]["steps"])
+
+
+def _uses(workflow: dict[Any, Any], job: str, action: str) -> dict[str, Any]:
+    return next(s for s in _steps(workflow, job) if str(s.get("uses", "")).startswith(action + "@"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_workflow_passes_actionlint(name: str) -> None:
+    proc = _lint(WORKFLOWS / name)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_actionlint_rejects_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+                      "      - run: echo ${{ github.event.no_such.thing }\n")
+    proc = _lint(broken)
+    assert proc.returncode != 0 and "broken.yml" in proc.stdout
+
+
+def test_no_workflow_holds_stored_aws_keys() -> None:
+    for name in NAMES:
+        text = (WORKFLOWS / name).read_text()
+        assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text, name
+
+
+def test_train_assumes_the_ci_role_through_oidc_and_starts_the_pipeline() -> None:
+    wf = _load("train.yml")
+    trigger = _trigger(wf)
+    assert trigger["push"]["branches"] == ["main"]
+    assert {"training_code/**", "pipelines/**"} <= set(trigger["push"]["paths"])
+    assert wf["permissions"]["id-token"] == "write"
+    job = wf["jobs"]["train"]
+    # the push role trusts the subject `repo:<repo>:ref:refs/heads/main`; an environment would change it
+    assert "environment" not in job
+    creds = _uses(wf, "train", "aws-actions/configure-aws-credentials")
+    assert creds["with"]["role-to-assume"] == "${{ vars.MLOPS_CI_ROLE_ARN }}"
+    assert any("mlops pipeline deploy --start --target sagemaker" in str(s.get("run", "")) for s in job["steps"])
+
+
+def test_prod_deploys_only_after_dev_and_behind_the_production_environment() -> None:
+    wf = _load("deploy-infra.yml")
+    assert "infra/**" in _trigger(wf)["push"]["paths"]
+    dev, prod = wf["jobs"]["dev"], wf["jobs"]["prod"]
+    assert prod["needs"] == "dev" and prod["environment"] == "production"
+    for job, stacks in ((dev, "'mlops-dev-*'"), (prod, "'mlops-prod-*'")):
+        assert job["permissions"]["id-token"] == "write"
+        deploy = [s["run"] for s in job["steps"] if "cdk deploy" in str(s.get("run", ""))]
+        assert len(deploy) == 1 and stacks in deploy[0]
+
+
+def test_pull_request_review_is_offline_and_updates_its_own_comment() -> None:
+    wf = _load("pull-request.yml")
+    for job in ("test", "synth", "review"):  # only deployed-diff may ask for a cloud token
+        assert "id-token" not in wf["jobs"][job].get("permissions", {}), job
+    assert "id-token" not in wf["permissions"]
+    review = wf["jobs"]["review"]
+    assert any("mlops infra diff --base" in str(s.get("run", "")) for s in review["steps"])
+    comment = _uses(wf, "review", "actions/github-script")
+    assert MARKER in comment["with"]["script"]

@@ -1,0 +1,177 @@
+"""The row rules of the ETL, as Spark column expressions: raw text in, typed values and reasons out.
+
+Every raw value arrives as a string. Before any check it is trimmed (spaces, tabs, CR/LF at either
+end) and an empty value counts as missing. Then, per declared type:
+
+- numeric: a plain decimal number (`12`, `-3.5`, `1e3`), finite; `$49.99`, `12,50`, `n/a`, `NaN` are
+  not numbers (the row is quarantined, never coerced or silently nulled).
+- integer: digits with an optional sign; `3.0` is accepted as 3 (exports with missing values write
+  integer columns as floats), `3.5` is not an integer.
+- date: ISO `YYYY-MM-DD` and a real calendar day (`2026-02-31` is not a date).
+- categorical: compared case-insensitively after trimming and stored in the spec's own spelling, so
+  `EAST` and `South ` become `east` and `south`; a value outside the allowed list (`nrth`) is
+  quarantined. Without an allowed list the trimmed text is kept as it is.
+- string: the trimmed text.
+
+A required column, a dedup key column and the timestamp column must not be missing; min/max bound
+numeric and integer columns. A row breaking several rules lists every reason, `; `-separated.
+
+The regular expressions and reason texts are shared with the pyarrow baseline in
+benchmarks/bench_etl.py, so both implement the same transformation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dataset_spec import ColumnSpec, DatasetSpec
+from etl_inputs import required_columns
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as sf
+from pyspark.sql.types import DataType, DateType, DoubleType, LongType, StringType
+
+EDGE_WHITESPACE = r"^[ \t\r\n]+|[ \t\r\n]+$"
+NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+INTEGER_RE = r"^[+-]?[0-9]+(\.0*)?$"
+INTEGER_PART_RE = r"^([+-]?[0-9]+)"
+DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+# Internal columns (a leading underscore keeps them apart from data columns).
+MALFORMED = "_malformed"  # set by the reader: the row could not be parsed at all
+RAW_RECORD = "_raw_record"  # the unparsed line of a malformed row
+SOURCE_FILE = "_source_file"
+COPIES = "_copies"  # how many identical raw rows one distinct row stands for
+REASONS = "_reasons"
+QUARANTINE_REASON = "_quarantine_reason"
+
+SPARK_TYPES: dict[str, DataType] = {
+    "numeric": DoubleType(),
+    "integer": LongType(),
+    "date": DateType(),
+    "categorical": StringType(),
+    "string": StringType(),
+}
+NOT_PARSED = {"numeric": "not a number", "integer": "not an integer", "date": "not a date (YYYY-MM-DD)"}
+
+
+@dataclass(frozen=True)
+class Reasons:
+    """The texts a column's rules write into `_quarantine_reason`."""
+
+    missing: str
+    not_parsed: str | None
+    below_min: str | None
+    above_max: str | None
+    not_allowed: str | None
+
+    @classmethod
+    def of(cls, c: ColumnSpec) -> Reasons:
+        return cls(
+            missing=f"{c.name}: missing required value",
+            not_parsed=f"{c.name}: {NOT_PARSED[c.type]}" if c.type in NOT_PARSED else None,
+            below_min=None if c.min is None else f"{c.name}: below min {c.min:g}",
+            above_max=None if c.max is None else f"{c.name}: above max {c.max:g}",
+            not_allowed=f"{c.name}: not one of the allowed values" if c.allowed else None,
+        )
+
+
+def col(name: str) -> Column:
+    return sf.col(f"`{name}`")
+
+
+def typed_name(name: str) -> str:
+    return f"_typed_{name}"
+
+
+def cleaned_name(name: str) -> str:
+    return f"_clean_{name}"
+
+
+def cleaned(raw: Column) -> Column:
+    """Trimmed text; empty means missing."""
+    return sf.nullif(sf.regexp_replace(raw, EDGE_WHITESPACE, ""), sf.lit(""))
+
+
+def typed_value(c: ColumnSpec, v: Column) -> Column:
+    """The cleaned text `v` as the declared type; null where it does not parse."""
+    if c.type == "numeric":
+        d = v.cast("double")
+        # Java's parser also takes `1d`, `0x1p3`, `NaN`; the pattern admits plain decimals only.
+        return sf.when(v.rlike(NUMBER_RE) & (sf.abs(d) < sf.lit(float("inf"))), d)
+    if c.type == "integer":
+        # The cast is null past the range of a 64-bit integer (ANSI mode off, set by the job).
+        return sf.when(v.rlike(INTEGER_RE), sf.regexp_extract(v, INTEGER_PART_RE, 1).cast("long"))
+    if c.type == "date":
+        # A cast, not to_date: it is null for an impossible day under every time-parser policy.
+        return sf.when(v.rlike(DATE_RE), v.cast("date"))
+    if c.type == "categorical" and c.allowed:
+        canonical = sf.create_map(*[sf.lit(x) for a in c.allowed for x in (a.lower(), a)])
+        return canonical[sf.lower(v)]
+    return v
+
+
+def column_reasons(c: ColumnSpec, required: bool) -> list[Column]:
+    """A reason-or-null per rule of one column, from its cleaned and typed columns."""
+    v, typed = col(cleaned_name(c.name)), col(typed_name(c.name))
+    r = Reasons.of(c)
+    reasons = []
+    if required:
+        reasons.append(sf.when(v.isNull(), sf.lit(r.missing)))
+    for text in (r.not_parsed, r.not_allowed):
+        if text:
+            reasons.append(sf.when(v.isNotNull() & typed.isNull(), sf.lit(text)))
+    if r.below_min:
+        reasons.append(sf.when(typed < sf.lit(c.min), sf.lit(r.below_min)))
+    if r.above_max:
+        reasons.append(sf.when(typed > sf.lit(c.max), sf.lit(r.above_max)))
+    return reasons
+
+
+def with_rules(df: DataFrame, spec: DatasetSpec) -> DataFrame:
+    """Add a typed column per spec column and `_reasons` (empty array = the row is valid).
+
+    Built in three projections (cleaned, typed, reasons) so each value is cleaned and cast once:
+    Spark does not merge projections that would repeat an expensive expression.
+    """
+    required = set(required_columns(spec))
+    out = df.select("*", *[cleaned(col(c.name)).alias(cleaned_name(c.name)) for c in spec.columns])
+    out = out.select(
+        "*",
+        *[typed_value(c, col(cleaned_name(c.name))).cast(SPARK_TYPES[c.type]).alias(typed_name(c.name))
+          for c in spec.columns],
+    )
+    reasons = [r for c in spec.columns for r in column_reasons(c, c.name in required)]
+    all_reasons = sf.filter(sf.array(*reasons), lambda x: x.isNotNull()) if reasons else sf.array()
+    # A malformed row has one reason: its other "values" are parser debris.
+    final = sf.when(col(MALFORMED).isNotNull(), sf.array(col(MALFORMED))).otherwise(all_reasons)
+    keep = [*df.columns, *[typed_name(c.name) for c in spec.columns]]
+    return out.select(*[col(n) for n in keep], final.cast("array<string>").alias(REASONS))
+
+
+def is_valid() -> Column:
+    return sf.size(col(REASONS)) == 0
+
+
+def latest_per_key(valid: DataFrame, spec: DatasetSpec) -> DataFrame:
+    """One row per key: the latest timestamp; ties broken by the other values, so runs agree."""
+    if not spec.key:
+        return valid
+    ts = spec.timestamp_column
+    order = [col(typed_name(ts)).desc_nulls_last()] if ts else []
+    order += [col(typed_name(c.name)).asc_nulls_last() for c in spec.columns if c.name not in (*spec.key, ts)]
+    w = Window.partitionBy(*[col(typed_name(k)) for k in spec.key]).orderBy(*order)
+    return valid.withColumn("_rank", sf.row_number().over(w)).where(col("_rank") == 1).drop("_rank")
+
+
+def curated_columns(spec: DatasetSpec) -> list[Column]:
+    return [col(typed_name(c.name)).alias(c.name) for c in spec.columns]
+
+
+def quarantine_columns(spec: DatasetSpec) -> list[Column]:
+    """The raw values as read (strings), the unparsed line of a malformed row, why, and where from."""
+    return [
+        *[col(c.name) for c in spec.columns],
+        col(RAW_RECORD),
+        sf.array_join(col(REASONS), "; ").alias(QUARANTINE_REASON),
+        col(SOURCE_FILE),
+    ]

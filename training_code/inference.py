@@ -1,0 +1,311 @@
+"""Serve the tabular model: SageMaker handlers and the Azure ML scoring contract, one core.
+
+Requests carry RAW rows (as in the source data); the transformer saved with the model applies
+the identical preprocessing. Content types in: text/csv (with or without a header row),
+application/json ({"instances": [...]}, a list of objects or of lists, one object, or pandas'
+{"columns": [...], "data": [[...]]}), application/jsonlines, application/x-parquet. Out:
+application/json (default), application/jsonlines, text/csv.
+
+Every bad request raises an InputError subclass with the status a server should return (4xx)
+and a message naming the column or the problem.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from input_errors import (
+    ColumnCountError,
+    EmptyInputError,
+    InputError,
+    MalformedPayloadError,
+    MissingColumnError,
+    UnknownColumnError,
+    UnsupportedContentTypeError,
+)
+from model_io import LoadedModel, load_model
+
+CSV = "text/csv"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+PARQUET = "application/x-parquet"
+CONTENT_TYPES = (CSV, JSON, JSONLINES, PARQUET)
+ACCEPT_TYPES = (JSON, JSONLINES, CSV)
+
+
+@dataclass
+class Rows:
+    """Parsed request rows, before they are matched to the model's columns.
+
+    Either named (`columns`: name -> values, from JSON objects or Parquet) or positional
+    (`records`: lists of values, from CSV or JSON lists; the first may be a header). SageMaker
+    calls input_fn without the model, so the matching happens in predict_fn.
+    """
+
+    columns: dict[str, Any] | None = None
+    records: list[list[Any]] | None = None
+    from_csv: bool = False
+
+    @property
+    def n(self) -> int:
+        if self.columns is not None:
+            return len(next(iter(self.columns.values()), []))
+        return len(self.records or [])
+
+
+# -- SageMaker handlers -----------------------------------------------------------------------
+def model_fn(model_dir: str, context: Any = None) -> LoadedModel:
+    return load_model(Path(model_dir), nthread=int(os.environ.get("OMP_NUM_THREADS", "0")) or None)
+
+
+def input_fn(body: bytes | str, content_type: str) -> Rows:
+    """Parse a request body; the columns are checked against the model in predict_fn."""
+    ctype = (content_type or CSV).split(";")[0].strip().lower()
+    if ctype not in CONTENT_TYPES:
+        raise UnsupportedContentTypeError(
+            f"unsupported content type {content_type!r}; use one of {', '.join(CONTENT_TYPES)}")
+    if not body or not body.strip():
+        raise EmptyInputError("empty request body")
+    if ctype == PARQUET:
+        return _from_parquet(body if isinstance(body, bytes) else body.encode())
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+    except UnicodeDecodeError:
+        raise MalformedPayloadError(f"the {ctype} body is not UTF-8 text") from None
+    if ctype == CSV:
+        return _from_csv(text)
+    if ctype == JSONLINES:
+        try:
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as e:
+            raise MalformedPayloadError(f"invalid JSON Lines at line {e.lineno}: {e.msg}") from None
+        return _from_records(records)
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MalformedPayloadError(f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    return _from_json(payload)
+
+
+def resolve_columns(rows: Rows, model: LoadedModel) -> dict[str, Any]:
+    """Match parsed rows to the model's raw columns; a mismatch is a 4xx naming the columns."""
+    expected = model.transformer.raw_columns
+    known = _known_columns(model)
+    if rows.columns is not None:
+        _check_columns(list(rows.columns), expected, known)
+        absent = [c for c in expected if c not in rows.columns]
+        if len(absent) == len(expected):
+            raise MissingColumnError(f"none of the model's columns are present; expected: {', '.join(expected)}")
+        # A key left out of a JSON object is a missing value, imputed as in training (clients drop nulls).
+        return {**rows.columns, **{c: [None] * rows.n for c in absent}}
+    records = rows.records or []
+    first = [str(v).strip() for v in records[0]]
+    if rows.from_csv and sum(v in known for v in first) >= max(1, len(first) // 2):
+        _check_columns(first, expected, known)
+        records = records[1:]
+        if not records:
+            raise EmptyInputError("the CSV body has a header but no rows")
+        names = first
+    else:
+        names = list(expected)
+    for i, r in enumerate(records, start=1):
+        if len(r) != len(names):
+            raise ColumnCountError(f"row {i} has {len(r)} values, expected {len(names)} ({', '.join(names)})")
+    if len(records) == 1:  # the common single-row request: no transpose
+        return {n: [v] for n, v in zip(names, records[0], strict=True)}
+    return {n: list(c) for n, c in zip(names, zip(*records, strict=True), strict=True)}
+
+
+def predict_fn(rows: Rows, model: LoadedModel) -> dict[str, Any]:
+    x = model.transformer.transform(resolve_columns(rows, model), strict=True)
+    scores = model.scores(x)
+    if model.problem_type == "regression":
+        return {"predictions": scores.astype(float).tolist()}
+    classes = np.array(model.classes)
+    return {"labels": classes[scores.argmax(axis=1)].tolist(), "probabilities": scores, "classes": model.classes}
+
+
+def output_fn(prediction: Mapping[str, Any], accept: str | None = None) -> tuple[str, str]:
+    """(body, content type)."""
+    kind = (accept or JSON).split(";")[0].strip().lower()
+    if kind in ("*/*", ""):
+        kind = JSON
+    if kind not in ACCEPT_TYPES:
+        raise UnsupportedContentTypeError(f"unsupported accept type {accept!r}; use one of {', '.join(ACCEPT_TYPES)}")
+    records = _records(prediction)
+    if kind == CSV:
+        if "predictions" in prediction:
+            return "\n".join(repr(float(v)) for v in prediction["predictions"]) + "\n", CSV
+        return "\n".join(f"{r['label']},{r['probability']:.6f}" for r in records) + "\n", CSV
+    if kind == JSONLINES:
+        return "\n".join(json.dumps(r) for r in records) + "\n", JSONLINES
+    return json.dumps({"predictions": records}), JSON
+
+
+def _records(prediction: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if "predictions" in prediction:
+        return [{"prediction": float(v)} for v in prediction["predictions"]]
+    probs: np.ndarray = prediction["probabilities"]
+    classes = prediction["classes"]
+    return [
+        {"label": label, "probability": round(float(p.max()), 6),
+         "probabilities": {c: round(float(v), 6) for c, v in zip(classes, p, strict=True)}}
+        for label, p in zip(prediction["labels"], probs, strict=True)
+    ]
+
+
+# -- parsing ----------------------------------------------------------------------------------
+def _known_columns(model: LoadedModel) -> set[str]:
+    """Columns a request may carry: the features, plus the target and identifiers it ignores."""
+    t = model.transformer
+    return {*t.raw_columns, t.target, *t.ignored_columns}
+
+
+def _check_columns(names: Sequence[str], expected: Sequence[str] | None, known: set[str] | None) -> None:
+    if known is not None:
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise UnknownColumnError(f"unknown column(s): {', '.join(unknown)}; expected: {', '.join(expected or [])}")
+
+
+def _from_csv(text: str) -> Rows:
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text.strip("\n"))) if r]
+    except csv.Error as e:
+        raise MalformedPayloadError(f"invalid CSV: {e}") from None
+    if not rows:
+        raise EmptyInputError("no rows in the CSV body")
+    return Rows(records=rows, from_csv=True)
+
+
+def _from_json(payload: Any) -> Rows:
+    if isinstance(payload, dict) and "instances" in payload:
+        payload = payload["instances"]
+    elif isinstance(payload, dict) and "columns" in payload and "data" in payload:
+        names = [str(c) for c in payload["columns"]]
+        data = payload["data"]
+        if not isinstance(data, list) or not data:
+            raise EmptyInputError("no rows in the request")
+        for i, r in enumerate(data, start=1):
+            if not isinstance(r, list) or len(r) != len(names):
+                raise ColumnCountError(f"row {i} does not have {len(names)} values ({', '.join(names)})")
+        return Rows(columns={n: [r[j] for r in data] for j, n in enumerate(names)})
+    elif isinstance(payload, dict):
+        payload = [payload]
+    if not isinstance(payload, list):
+        raise MalformedPayloadError('JSON body must be an object, a list, or {"instances": [...]}')
+    return _from_records(payload)
+
+
+def _from_records(records: list[Any]) -> Rows:
+    if not records:
+        raise EmptyInputError("no rows in the request")
+    if all(isinstance(r, list) for r in records):
+        return Rows(records=records)
+    if not all(isinstance(r, dict) for r in records):
+        raise MalformedPayloadError("each row must be a JSON object (column -> value) or a list of values")
+    names: list[str] = []
+    for r in records:
+        names.extend(k for k in r if k not in names)
+    return Rows(columns={n: [r.get(n) for r in records] for n in names})
+
+
+def _from_parquet(body: bytes) -> Rows:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(body))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise MalformedPayloadError(f"invalid Parquet body: {e}") from None
+    if table.num_rows == 0:
+        raise EmptyInputError("the Parquet body has no rows")
+    return Rows(columns={n: table.column(n).to_pandas() for n in table.column_names})
+
+
+# -- Azure ML scoring contract ----------------------------------------------------------------
+_azure_model: LoadedModel | None = None
+
+
+def init() -> None:
+    """Azure ML calls this once per worker; the model folder is under AZUREML_MODEL_DIR."""
+    global _azure_model
+    root = Path(os.environ.get("AZUREML_MODEL_DIR", "."))
+    candidates = [root, *sorted(p.parent for p in root.rglob("model_meta.json"))]
+    model_dir = next((p for p in candidates if (p / "model_meta.json").exists()), root)
+    _azure_model = model_fn(str(model_dir))
+
+
+def run(raw_data: str | bytes) -> Any:
+    """Azure ML scoring: a JSON body in, JSON out; a bad request is answered with its 4xx."""
+    if _azure_model is None:
+        init()
+    assert _azure_model is not None
+    try:
+        rows = input_fn(raw_data, JSON)
+        body, _ = output_fn(predict_fn(rows, _azure_model), JSON)
+        return json.loads(body)
+    except InputError as e:
+        return _azure_error(str(e), e.status_code)
+
+
+def _azure_error(message: str, status: int) -> Any:
+    try:  # the Azure ML inference server's response type carries the status code
+        from azureml_inference_server_http.api.aml_response import AMLResponse
+
+        return AMLResponse({"error": message}, status)
+    except ImportError:
+        return {"error": message, "status": status}
+
+
+def score_file(model: LoadedModel, path: Path, out: Path, accept: str = JSONLINES) -> int:
+    """Batch transform of one file (CSV with header, or Parquet): returns rows scored."""
+    ctype = PARQUET if path.suffix == ".parquet" else CSV
+    rows = input_fn(path.read_bytes(), ctype)
+    body, _ = output_fn(predict_fn(rows, model), accept)
+    out.write_text(body)
+    return rows.n
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Batch transform, as SageMaker runs it with this model: each input file -> `<name>.out`."""
+    import argparse
+    import sys
+    import time
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--model-dir", "--model_dir", dest="model_dir", type=Path, required=True)
+    p.add_argument("--input", type=Path, required=True, help="a CSV/Parquet file or a folder of them")
+    p.add_argument("--output", type=Path, required=True)
+    p.add_argument("--accept", default=JSONLINES, choices=ACCEPT_TYPES)
+    args = p.parse_args(argv)
+    files = [args.input] if args.input.is_file() else sorted(
+        f for f in args.input.rglob("*") if f.suffix in (".csv", ".parquet"))
+    if not files:
+        print(f"transform: error: {args.input}: no .csv or .parquet input", file=sys.stderr)
+        return 2
+    model = model_fn(str(args.model_dir))
+    args.output.mkdir(parents=True, exist_ok=True)
+    start, total = time.perf_counter(), 0
+    for f in files:
+        try:
+            total += score_file(model, f, args.output / f"{f.name}.out", args.accept)
+        except InputError as e:
+            print(f"transform: error: {f}: {e}", file=sys.stderr)
+            return 2
+    seconds = time.perf_counter() - start
+    print(f"transform:rows={total}")
+    print(f"transform: scored {total} rows from {len(files)} file(s) in {seconds:.2f}s -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

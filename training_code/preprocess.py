@@ -1,0 +1,225 @@
+"""Preprocess a tabular data set: deduplicate, quarantine unusable rows, split, fit the transform.
+
+Reads CSV or Parquet (a file, or a folder of parts), takes a dataset spec (target, problem type,
+column types; undeclared types are inferred), and writes under --output-dir:
+
+    train/ validation/ test/data.parquet   transformed features, the target column first
+    raw_train/data.parquet                 cleaned raw rows with the target (monitoring baseline)
+    raw_test/data.parquet                  raw test rows without the target (batch transform)
+    raw_test_labels/labels.parquet         their labels
+    transformer/transformer.json           the fitted transform, applied again at inference
+    report/data_report.json                what was dropped, quarantined, imputed, clipped
+    quarantine/rows.parquet                rows that could not be used, with the reason
+
+    python preprocess.py --input data/churn.csv --spec specs/churn.json --output-dir out/preprocess
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from dataset_spec import DEFAULT_SPEC_PATH, PROBLEM_TYPES, DatasetSpec, SpecError, load_spec
+from sklearn.model_selection import train_test_split
+from tabular_io import InputDataError, read_table
+from tabular_transform import TabularTransformer, infer_types, normalize_label, to_number
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    input: Path
+    output_dir: Path
+    spec: Path | None
+    target: str | None
+    problem_type: str | None
+    validation_size: float
+    test_size: float
+    seed: int
+
+
+def parse_config(argv: Sequence[str] | None = None) -> PreprocessConfig:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", type=Path, default=Path("/opt/ml/processing/input/data"))
+    p.add_argument("--output-dir", "--output_dir", dest="output_dir", type=Path,
+                   default=Path("/opt/ml/processing/output"))
+    p.add_argument("--spec", type=Path, default=None,
+                   help=f"dataset spec JSON (default: {DEFAULT_SPEC_PATH.name} unless --target is given)")
+    p.add_argument("--target", default=None, help="label column (overrides the spec's)")
+    p.add_argument("--problem-type", "--problem_type", dest="problem_type", choices=PROBLEM_TYPES, default=None)
+    p.add_argument("--validation-size", "--validation_size", dest="validation_size", type=float, default=0.15)
+    p.add_argument("--test-size", "--test_size", dest="test_size", type=float, default=0.15)
+    p.add_argument("--seed", type=int, default=42)
+    cfg = PreprocessConfig(**vars(p.parse_args(argv)))
+    if not (0 < cfg.validation_size < 0.5 and 0 < cfg.test_size < 0.5):
+        p.error("--validation-size and --test-size must each be between 0 and 0.5")
+    return cfg
+
+
+def resolve_spec(cfg: PreprocessConfig, df: pd.DataFrame) -> DatasetSpec:
+    """The spec file (or the default churn spec), with command-line overrides applied.
+
+    Bring-your-own data: `--target` alone gives an empty spec whose types are all inferred,
+    and the problem type is inferred from the target unless `--problem-type` says it.
+    """
+    spec = load_spec(cfg.spec) if cfg.spec else None
+    if spec is None and cfg.target is None:
+        spec = load_spec(DEFAULT_SPEC_PATH)
+    if spec is None or (cfg.target and cfg.target != spec.target):
+        target = cfg.target or ""
+        if target not in df.columns:
+            raise SpecError(f"target: column {target!r} is not in the data; columns: {', '.join(df.columns)}")
+        problem = cfg.problem_type or infer_problem_type(df[target])
+        spec = DatasetSpec(target=target, problem_type=problem)  # type: ignore[arg-type]
+    elif cfg.problem_type and cfg.problem_type != spec.problem_type:
+        spec = spec.with_overrides(problem_type=cfg.problem_type,
+                                   classes=None if cfg.problem_type == "regression" else spec.classes)
+    if spec.target not in df.columns:
+        raise SpecError(f"target: column {spec.target!r} is not in the data; columns: {', '.join(df.columns)}")
+    return spec
+
+
+def infer_problem_type(target: pd.Series) -> str:
+    values = normalize_label(target).dropna()
+    distinct = values.nunique()
+    if distinct <= 2:
+        return "binary"
+    numbers, bad = to_number(values)
+    if not bad.any() and (distinct > 20 or not np.all(np.mod(numbers, 1) == 0)):
+        return "regression"
+    return "multiclass"
+
+
+def deduplicate(df: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Exact duplicates, then duplicates by the spec's key keeping the latest timestamp."""
+    before = len(df)
+    df = df.drop_duplicates()
+    exact = before - len(df)
+    by_key = 0
+    if spec.key and all(k in df.columns for k in spec.key):
+        n = len(df)
+        if spec.timestamp_column and spec.timestamp_column in df.columns:
+            order = pd.to_datetime(df[spec.timestamp_column], errors="coerce", format="ISO8601")
+            df = df.assign(_order=order).sort_values("_order", kind="stable", na_position="first")
+            df = df.drop_duplicates(list(spec.key), keep="last").drop(columns="_order").sort_index()
+        else:
+            df = df.drop_duplicates(list(spec.key), keep="last")
+        by_key = n - len(df)
+    return df, {"exact": exact, "by_key": by_key}
+
+
+def split(df: pd.DataFrame, y: np.ndarray, cfg: PreprocessConfig, classification: bool
+          ) -> tuple[dict[str, pd.Index], bool]:
+    """Row indexes per split; stratified by class when every class can be."""
+    idx = df.index.to_numpy()
+    strat = classification and bool(np.unique(y, return_counts=True)[1].min() >= 4)
+    rest, test = train_test_split(idx, test_size=cfg.test_size, random_state=cfg.seed,
+                                  stratify=y if strat else None)
+    y_rest = pd.Series(y, index=idx).loc[rest].to_numpy()
+    val_share = cfg.validation_size / (1 - cfg.test_size)
+    train, val = train_test_split(rest, test_size=val_share, random_state=cfg.seed,
+                                  stratify=y_rest if strat else None)
+    return {"train": pd.Index(np.sort(train)), "validation": pd.Index(np.sort(val)),
+            "test": pd.Index(np.sort(test))}, strat
+
+
+def run(cfg: PreprocessConfig) -> dict[str, Any]:
+    raw = read_table(cfg.input)
+    if raw.empty:
+        raise InputDataError(f"{cfg.input}: no rows")
+    spec = resolve_spec(cfg, raw)
+    rows_in = len(raw)
+    df, dupes = deduplicate(raw, spec)
+
+    # Rows whose label is missing or not a known class cannot be learned from: quarantined.
+    if spec.is_classification and not spec.classes:
+        spec = spec.with_overrides(classes=tuple(sorted(normalize_label(df[spec.target]).dropna().unique())))
+    labeller = TabularTransformer(spec.target, spec.problem_type, list(spec.classes) if spec.classes else None,
+                                  [], [], [])
+    y, bad_label = labeller.encode_labels(df[spec.target])
+    reason = np.where(df[spec.target].isna().to_numpy(), "missing_target",
+                      "unknown_class" if spec.is_classification else "non_numeric_target")
+    quarantine = df[bad_label].assign(_quarantine_reason=reason[bad_label])
+    df, y = df[~bad_label], y[~bad_label]
+    if len(df) < 10:
+        raise InputDataError(f"{cfg.input}: only {len(df)} usable rows; need at least 10")
+    if spec.problem_type == "binary" and len(np.unique(y)) != 2:
+        raise SpecError(f"problem_type: binary, but the target has {len(np.unique(y))} class(es) in the data")
+
+    parts, stratified = split(df, y, cfg, spec.is_classification)
+    y_by_index = pd.Series(y, index=df.index)
+    types = infer_types(df.loc[parts["train"]], spec)
+    if not types:
+        raise SpecError("columns: no usable feature column (all are the target, identifiers or free text)")
+    transformer = TabularTransformer.fit(df.loc[parts["train"]], spec, types)
+    transformer.classes = list(spec.classes) if spec.classes else None
+
+    out = cfg.output_dir
+    for name in SPLITS:
+        rows = df.loc[parts[name]]
+        x = transformer.transform({c: rows[c] for c in transformer.raw_columns})
+        table = pd.DataFrame(x, columns=transformer.feature_names)
+        table.insert(0, spec.target, y_by_index.loc[parts[name]].to_numpy(dtype=np.float32))
+        _write(table, out / name / "data.parquet")
+    raw_train = df.loc[parts["train"], [*transformer.raw_columns, spec.target]]
+    _write(raw_train, out / "raw_train" / "data.parquet")
+    raw_test = df.loc[parts["test"]]
+    _write(raw_test[transformer.raw_columns], out / "raw_test" / "data.parquet")
+    _write(raw_test[[spec.target]], out / "raw_test_labels" / "labels.parquet")
+    _write(quarantine, out / "quarantine" / "rows.parquet")
+    transformer.save(out / "transformer")
+
+    report = {
+        "input": str(cfg.input),
+        "spec": spec.to_dict(),
+        "rows_in": rows_in,
+        "duplicates_removed": dupes,
+        "quarantined": {str(k): int(v) for k, v in quarantine["_quarantine_reason"].value_counts().items()},
+        "rows_used": len(df),
+        "splits": {name: len(parts[name]) for name in SPLITS},
+        "stratified": stratified,
+        "feature_types": types,
+        "features_out": len(transformer.feature_names),
+        "columns": {k: asdict(v) for k, v in sorted(transformer.column_stats.items())},
+    }
+    if spec.is_classification:
+        counts = np.bincount(y.astype(np.int64), minlength=len(spec.classes or []))
+        report["class_counts"] = {c: int(n) for c, n in zip(spec.classes or [], counts, strict=True)}
+    (out / "report").mkdir(parents=True, exist_ok=True)
+    (out / "report" / "data_report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _write(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(path, index=False, compression="snappy")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_config(argv)
+    try:
+        report = run(cfg)
+    except (SpecError, InputDataError) as e:
+        print(f"preprocess: error: {e}", file=sys.stderr)
+        return 2
+    q = sum(report["quarantined"].values())
+    d = report["duplicates_removed"]
+    imputed = sum(c["missing"] + c["malformed"] for c in report["columns"].values())
+    clipped = sum(c["clipped"] for c in report["columns"].values())
+    print(f"preprocess: {report['rows_in']} rows in, {d['exact']} exact + {d['by_key']} key duplicates removed, "
+          f"{q} quarantined, {imputed} values imputed, {clipped} clipped; "
+          f"train/validation/test = {report['splits']['train']}/{report['splits']['validation']}/"
+          f"{report['splits']['test']}; {report['features_out']} features")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

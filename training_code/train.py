@@ -1,0 +1,289 @@
+"""Train a tabular model: XGBoost (hist, early stopping) or a scikit-learn alternative.
+
+SageMaker script mode: channels from SM_CHANNEL_TRAIN / SM_CHANNEL_VALIDATION /
+SM_CHANNEL_TRANSFORMER, the model to SM_MODEL_DIR, hyperparameters as `--name value`. Every
+one can equally be given as an argument (Azure ML, local). A misspelt hyperparameter fails.
+
+Metrics are printed one per line as `<channel>:<metric>=<value>` (e.g. `validation:auc=0.91234`)
+for SageMaker metric definitions and tuning objectives, and logged to MLflow when
+MLFLOW_TRACKING_URI is set. XGBoost checkpoints to --checkpoint-dir every few rounds and resumes
+from the latest checkpoint (managed spot training); the resumed model equals an uninterrupted one.
+
+    python train.py --train out/train --validation out/validation --transformer out/transformer \
+        --model-dir out/model --max_depth 6 --eta 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+from metrics import compute_metrics, format_metric_lines
+from tabular_transform import TRANSFORMER_FILE, TabularTransformer
+
+ALGORITHMS = ("xgboost", "random_forest", "linear")
+CHECKPOINT_EVERY = 10
+MODEL_META = "model_meta.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    train: Path
+    validation: Path
+    transformer: Path
+    model_dir: Path
+    output_data_dir: Path
+    checkpoint_dir: Path | None
+    algorithm: str = "xgboost"
+    num_round: int = 400
+    eta: float = 0.1
+    max_depth: int = 6
+    min_child_weight: float = 1.0
+    subsample: float = 1.0
+    colsample_bytree: float = 1.0
+    reg_lambda: float = 1.0
+    early_stopping_rounds: int = 20
+    n_estimators: int = 200
+    c: float = 1.0
+    seed: int = 42
+    nthread: int = 0
+
+    def hyperparameters(self) -> dict[str, Any]:
+        skip = {"train", "validation", "transformer", "model_dir", "output_data_dir", "checkpoint_dir"}
+        return {k: v for k, v in asdict(self).items() if k not in skip}
+
+
+def _flag(p: argparse.ArgumentParser, name: str, **kw: Any) -> None:
+    """`--a_b` and `--a-b` both work: SageMaker passes hyperparameter names as they are written."""
+    names = {f"--{name}", f"--{name.replace('_', '-')}"}
+    p.add_argument(*sorted(names), dest=name, **kw)
+
+
+def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
+    env = os.environ.get
+    d = TrainConfig
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
+    _flag(p, "train", type=Path, default=env("SM_CHANNEL_TRAIN", "data/train"))
+    _flag(p, "validation", type=Path, default=env("SM_CHANNEL_VALIDATION", "data/validation"))
+    _flag(p, "transformer", type=Path, default=env("SM_CHANNEL_TRANSFORMER", "data/transformer"))
+    _flag(p, "model_dir", type=Path, default=env("SM_MODEL_DIR", "out/model"))
+    _flag(p, "output_data_dir", type=Path, default=env("SM_OUTPUT_DATA_DIR", "out/output"))
+    default_ckpt = "/opt/ml/checkpoints" if Path("/opt/ml/checkpoints").is_dir() else None
+    _flag(p, "checkpoint_dir", type=Path, default=default_ckpt)
+    _flag(p, "algorithm", choices=ALGORITHMS, default=d.algorithm)
+    for name in ("num_round", "max_depth", "early_stopping_rounds", "n_estimators", "seed", "nthread"):
+        _flag(p, name, type=int, default=getattr(d, name))
+    for name in ("eta", "min_child_weight", "subsample", "colsample_bytree", "reg_lambda"):
+        _flag(p, name, type=float, default=getattr(d, name))
+    p.add_argument("--c", "--C", dest="c", type=float, default=d.c, help="inverse regularization (linear)")
+    args = p.parse_args(argv)
+    cfg = TrainConfig(**vars(args))
+    _validate(p, cfg)
+    return cfg
+
+
+def _validate(p: argparse.ArgumentParser, cfg: TrainConfig) -> None:
+    if cfg.num_round < 1 or cfg.n_estimators < 1:
+        p.error("--num_round and --n_estimators must be at least 1")
+    if not 0 < cfg.eta <= 1:
+        p.error(f"--eta must be in (0, 1], got {cfg.eta}")
+    if not (0 < cfg.subsample <= 1 and 0 < cfg.colsample_bytree <= 1):
+        p.error("--subsample and --colsample_bytree must be in (0, 1]")
+    if cfg.max_depth < 1:
+        p.error("--max_depth must be at least 1")
+
+
+# -- data ---------------------------------------------------------------------------------------
+def load_split(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features (float32, C-contiguous) and labels of a split: one copy out of Arrow, no more."""
+    files = [path] if path.is_file() else sorted(path.glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{path}: no Parquet file")
+    table = pq.read_table(files[0]) if len(files) == 1 else pq.ParquetDataset(files).read()
+    if target not in table.column_names:
+        raise ValueError(f"{path}: no target column {target!r}")
+    names = [c for c in table.column_names if c != target]
+    x = np.empty((table.num_rows, len(names)), dtype=np.float32)
+    for j, name in enumerate(names):
+        x[:, j] = table.column(name).to_numpy()
+    y = table.column(target).to_numpy().astype(np.float32)
+    return x, y, names
+
+
+# -- XGBoost with resumable early stopping -----------------------------------------------------
+def xgb_params(cfg: TrainConfig, problem_type: str, n_classes: int) -> dict[str, Any]:
+    objective, metric = {
+        "binary": ("binary:logistic", ["logloss", "auc"]),
+        "multiclass": ("multi:softprob", ["merror", "mlogloss"]),
+        "regression": ("reg:squarederror", ["rmse"]),
+    }[problem_type]
+    params: dict[str, Any] = {
+        "objective": objective, "eval_metric": metric, "tree_method": "hist",
+        "eta": cfg.eta, "max_depth": cfg.max_depth, "min_child_weight": cfg.min_child_weight,
+        "subsample": cfg.subsample, "colsample_bytree": cfg.colsample_bytree, "lambda": cfg.reg_lambda,
+        "seed": cfg.seed, "nthread": cfg.nthread or (os.cpu_count() or 1),
+    }
+    if problem_type == "multiclass":
+        params["num_class"] = n_classes
+    return params
+
+
+def train_xgboost(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
+                  problem_type: str, n_classes: int) -> tuple[Any, int]:
+    """Returns the booster cut at its best iteration, and that iteration.
+
+    The boosting loop is written out (rather than `xgb.train`) so that a resumed run grows
+    exactly the trees an uninterrupted one would. XGBoost's sampling RNG cannot be saved, so at
+    every checkpoint boundary the booster is rebuilt from its own bytes with a seed derived from
+    the round: the RNG state at round i then depends on (seed, i) only, whether or not the
+    process was restarted in between.
+    """
+    import xgboost as xgb
+    from xgb_checkpoint import CheckpointedEarlyStopping, RoundProgress, latest_checkpoint, parse_eval
+
+    params = xgb_params(cfg, problem_type, n_classes)
+    dtrain = xgb.QuantileDMatrix(x, label=y, nthread=params["nthread"])
+    dval = xgb.QuantileDMatrix(xv, label=yv, ref=dtrain, nthread=params["nthread"])
+    metric = params["eval_metric"][-1]
+    stopper = CheckpointedEarlyStopping(cfg.early_stopping_rounds, metric, metric == "auc",
+                                        cfg.checkpoint_dir, CHECKPOINT_EVERY)
+    progress = RoundProgress(metric)
+    start, saved = latest_checkpoint(cfg.checkpoint_dir, stopper) if cfg.checkpoint_dir else (0, None)
+    if start:
+        print(f"resuming from checkpoint at round {start}", flush=True)
+    booster = xgb.Booster(params, [dtrain, dval], model_file=saved)
+    evals = [(dtrain, "train"), (dval, "validation")]
+    history: dict[str, dict[str, list[float]]] = {}
+    for i in range(start, cfg.num_round):
+        if stopper.stopped:
+            break
+        if i % CHECKPOINT_EVERY == 0:
+            booster = _reseeded(xgb, booster, params, i, [dtrain, dval])
+        booster.update(dtrain, iteration=i)
+        for channel, values in parse_eval(booster.eval_set(evals, i)).items():
+            for name, value in values.items():
+                history.setdefault(channel, {}).setdefault(name, []).append(value)
+        progress.after_iteration(booster, i, history)
+        stopper.after_iteration(booster, i, history)
+    stopper.after_training(booster)
+    best = stopper.best_iteration
+    return booster[: best + 1], best
+
+
+def _reseeded(xgb: Any, booster: Any, params: dict[str, Any], round_: int, cache: list[Any]) -> Any:
+    seeded = {**params, "seed": params["seed"] * 1_000_003 + round_ // CHECKPOINT_EVERY}
+    return xgb.Booster(seeded, cache, model_file=bytearray(booster.save_raw()))
+
+
+def predict_scores(model: Any, x: np.ndarray, algorithm: str, problem_type: str) -> np.ndarray:
+    """Probabilities (classification: n x k) or values (regression)."""
+    if algorithm == "xgboost":
+        raw = model.inplace_predict(x)
+        if problem_type == "binary":
+            return np.column_stack([1 - raw, raw])
+        return np.asarray(raw)
+    if problem_type == "regression":
+        return np.asarray(model.predict(x))
+    return np.asarray(model.predict_proba(x))
+
+
+def train_sklearn(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, problem_type: str) -> Any:
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    jobs = cfg.nthread or -1
+    if cfg.algorithm == "random_forest":
+        cls = RandomForestRegressor if problem_type == "regression" else RandomForestClassifier
+        model = cls(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth, min_samples_leaf=2,
+                    n_jobs=jobs, random_state=cfg.seed)
+    elif problem_type == "regression":
+        model = Ridge(alpha=1.0 / cfg.c, random_state=cfg.seed)
+    else:
+        model = LogisticRegression(C=cfg.c, max_iter=1000, random_state=cfg.seed)
+    return model.fit(x, y.astype(np.int64) if problem_type != "regression" else y)
+
+
+# -- the script ---------------------------------------------------------------------------------
+def run(cfg: TrainConfig) -> dict[str, float]:
+    transformer = TabularTransformer.load(cfg.transformer)
+    problem, classes = transformer.problem_type, transformer.classes or []
+    x, y, names = load_split(cfg.train, transformer.target)
+    xv, yv, _ = load_split(cfg.validation, transformer.target)
+    if names != transformer.feature_names:
+        raise ValueError(f"{cfg.train}: feature columns do not match {cfg.transformer}")
+    n_classes = len(classes)
+
+    cfg.model_dir.mkdir(parents=True, exist_ok=True)
+    best_iteration = None
+    if cfg.algorithm == "xgboost":
+        model, best_iteration = train_xgboost(cfg, x, y, xv, yv, problem, n_classes)
+        model.save_model(cfg.model_dir / "model.ubj")
+    else:
+        import joblib
+
+        model = train_sklearn(cfg, x, y, problem)
+        joblib.dump(model, cfg.model_dir / "model.joblib")
+
+    metrics: dict[str, float] = {}
+    for channel, (xs, ys) in {"train": (x, y), "validation": (xv, yv)}.items():
+        scores = predict_scores(model, xs, cfg.algorithm, problem)
+        for k, v in compute_metrics(problem, ys, scores).items():
+            metrics[f"{channel}:{k}"] = v
+    shutil.copyfile(cfg.transformer / TRANSFORMER_FILE if cfg.transformer.is_dir() else cfg.transformer,
+                    cfg.model_dir / TRANSFORMER_FILE)
+    meta = {
+        "workload": "tabular",
+        "inference_module": "inference",
+        "algorithm": cfg.algorithm,
+        "problem_type": problem,
+        "target": transformer.target,
+        "classes": classes,
+        "feature_names": names,
+        "raw_columns": transformer.raw_columns,
+        "hyperparameters": cfg.hyperparameters(),
+        "best_iteration": best_iteration,
+        "metrics": metrics,
+    }
+    (cfg.model_dir / MODEL_META).write_text(json.dumps(meta, indent=2))
+    cfg.output_data_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.output_data_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def log_to_mlflow(cfg: TrainConfig, metrics: dict[str, float]) -> None:
+    """Parameters, metrics and the model folder, when a tracking server is configured."""
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        return
+    import mlflow
+
+    active = mlflow.active_run() or mlflow.start_run(run_id=os.environ.get("MLFLOW_RUN_ID"))
+    with active:
+        mlflow.log_params(cfg.hyperparameters())
+        mlflow.log_metrics({k.replace(":", "_"): v for k, v in metrics.items()})
+        mlflow.log_artifacts(str(cfg.model_dir), artifact_path="model")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_config(argv)
+    try:
+        metrics = run(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return 2
+    print(format_metric_lines(metrics), flush=True)
+    log_to_mlflow(cfg, metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
