@@ -149,7 +149,8 @@ def arrow_etl(raw: Path, spec: DatasetSpec, out: Path, day: date) -> dict[str, A
     )
     valid = pc.equal(reason, "")
     kept = _latest_per_key(pa.table(typed).filter(valid), spec)
-    quarantine = distinct.filter(pc.invert(valid)).append_column(rules.QUARANTINE_REASON, reason.filter(pc.invert(valid)))
+    bad = pc.invert(valid)
+    quarantine = distinct.filter(bad).append_column(rules.QUARANTINE_REASON, reason.filter(bad))
     day_col = pa.array([day] * kept.num_rows, pa.date32())
     ds.write_dataset(
         kept.append_column(PARTITION, day_col), out / "curated", format="parquet", partitioning=[PARTITION],

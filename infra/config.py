@@ -262,7 +262,7 @@ def stage_config(stage: str, overrides: Mapping[str, Any] | None = None) -> Stag
         raise ConfigError(f"{stage}: unknown field(s) {', '.join(hints)}")
     if "stage" in values:
         raise ConfigError(f"{stage}.stage: is set by the context key, not inside it")
-    return StageConfig(stage=typing.cast(Stage, stage), **values)
+    return StageConfig(stage=stage, **values)
 
 
 def from_context(context: Mapping[str, Any]) -> dict[Stage, StageConfig]:

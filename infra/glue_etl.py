@@ -11,7 +11,12 @@ zone, which keeps the Glue database's tables up to date.
 from __future__ import annotations
 
 import ast
+import atexit
 import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
@@ -19,10 +24,11 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from infra.data_lake import ETL_REPORTS_PREFIX, DataLake, s3_uri
-from infra.nag import CDK_ASSETS, GRANT_ACTIONS, acknowledge, bucket_objects
+from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects
 from infra.rule_targets import GlueWorkflowTarget
 from pipelines.paths import TRAINING_CODE
 
@@ -52,6 +58,24 @@ def local_modules(script: Path, root: Path = TRAINING_CODE) -> list[Path]:
                     found.add(candidate)
                     todo.append(candidate)
     return sorted(found)
+
+
+def modules_zip(modules: Sequence[Path]) -> Path:
+    """The modules in one deterministic zip (fixed times and order), in a folder removed at exit.
+
+    Glue puts an --extra-py-files zip on the Python path; single .py files would arrive under
+    their asset names (<hash>.py) and could not be imported by name.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="mlops-glue-modules-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    target = folder / "etl_modules.zip"
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for module in sorted(modules, key=lambda m: m.name):
+            info = zipfile.ZipInfo(module.name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, module.read_bytes())
+    return target
 
 
 def dataset_name(spec: Path) -> str:
@@ -102,20 +126,31 @@ class GlueEtl(Construct):
         acknowledge(
             self.job_role, "AwsSolutions-IAM5",
             "The job reads every raw object and writes only under its data set's prefix of the curated and "
-            "quarantine zones and of the ETL reports; its script and modules are CDK file assets; Glue "
-            "names its log groups per job under /aws-glue/jobs.",
+            "quarantine zones and of the ETL reports; Glue names its log groups per job under /aws-glue/jobs.",
             findings=[*GRANT_ACTIONS, bucket_objects("Raw"), bucket_objects("Curated", "Quarantine", prefix=f"{name}/"),
-                      bucket_objects("Artifacts", prefix=f"{ETL_REPORTS_PREFIX}{name}/"), CDK_ASSETS, _GLUE_LOGS],
+                      bucket_objects("Artifacts", prefix=f"{ETL_REPORTS_PREFIX}{name}/"), _GLUE_LOGS],
         )
+
+        # File assets, read through Code.from_bucket so the role may read these three objects only.
+        self.modules = local_modules(ETL_SCRIPT)
+        script = s3_assets.Asset(self, "Script", path=str(ETL_SCRIPT))
+        modules = s3_assets.Asset(self, "Modules", path=str(modules_zip(self.modules)))
+        spec_file = s3_assets.Asset(self, "Spec", path=str(spec))
+        # Glue copies an --extra-files object into the working directory under its key's base
+        # name, which for an asset is <hash>.json: that is the name the script is given.
+        self.spec_name = spec_file.s3_object_key.rsplit("/", 1)[-1]
+
+        def code(asset: s3_assets.Asset) -> glue.Code:
+            return glue.Code.from_bucket(asset.bucket, asset.s3_object_key)
 
         self.job = glue.PySparkEtlJob(
             self,
             "Job",
             role=self.job_role,
             glue_version=glue.GlueVersion.V5_0,
-            script=glue.Code.from_asset(str(ETL_SCRIPT)),
-            extra_python_files=[glue.Code.from_asset(str(p)) for p in local_modules(ETL_SCRIPT)],
-            extra_files=[glue.Code.from_asset(str(spec))],
+            script=code(script),
+            extra_python_files=[code(modules)],
+            extra_files=[code(spec_file)],
             worker_configuration=glue.WorkerConfiguration(worker_type=glue.WorkerType.G_1X,
                                                           number_of_workers=workers),
             max_concurrent_runs=1,
@@ -129,8 +164,7 @@ class GlueEtl(Construct):
                 "--curated_path": self.curated_uri,
                 "--quarantine_path": self.quarantine_uri,
                 "--report_path": self.report_uri,
-                # --extra-files puts the spec in the working directory under its own name.
-                "--spec_path": spec.name,
+                "--spec_path": self.spec_name,
                 # etl.py calls job.init/job.commit; its re-runs are idempotent through the partition
                 # overwrite, and bookmarks record each run for any DynamicFrame source added later.
                 "--job-bookmark-option": "job-bookmark-enable",

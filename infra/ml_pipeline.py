@@ -26,7 +26,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from infra.data_lake import s3_uri
-from infra.nag import CDK_ASSETS, GRANT_ACTIONS, acknowledge, bucket_objects
+from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects
 from infra.rule_targets import pipeline_starter_role, start_pipeline_rule
 
 PLACEHOLDER_ACCOUNT = "000000000000"
@@ -200,7 +200,8 @@ class MlPipeline(Construct):
         CfnOutput(self, "PipelineName", value=pipeline_name, description="mlops pipeline start --name")
         CfnOutput(self, "ModelPackageGroupName", value=model_package_group_name)
         CfnOutput(self, "ExecutionRoleArn", value=self.role.role_arn)
-        CfnOutput(self, "CodeUri", value=self.code.s3_object_url, description="sourcedir.tar.gz deployed with the stack")
+        CfnOutput(self, "CodeUri", value=self.code.s3_object_url,
+                  description="sourcedir.tar.gz deployed with the stack")
 
     # -- permissions ------------------------------------------------------------------------------
     def _grant(self, *, key: kms.IKey, artifacts: s3.IBucket, raw: s3.IBucket, curated: s3.IBucket,
@@ -210,7 +211,7 @@ class MlPipeline(Construct):
         artifacts.grant_read_write(role)
         raw.grant_read(role)
         curated.grant_read(role)
-        self.code.grant_read(role)
+        self.code.bucket.grant_read(role, self.code.s3_object_key)  # this object, not the assets bucket
         key.grant_encrypt_decrypt(role)
 
         def arns(*resources: str) -> list[str]:
@@ -267,7 +268,7 @@ class MlPipeline(Construct):
             "this stage's buckets; ECR login, CloudWatch metrics (namespace-bound) and VPC network "
             "interfaces (bound to this VPC) take no narrower resource.",
             findings=[
-                *GRANT_ACTIONS, bucket_objects("Artifacts", "Raw", "Curated"), CDK_ASSETS,
+                *GRANT_ACTIONS, bucket_objects("Artifacts", "Raw", "Curated"),
                 r"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:[a-z-]+/\*",
                 r"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:model-package/"
                 + re.escape(group) + r"/\*",

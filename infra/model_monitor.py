@@ -97,7 +97,8 @@ class ModelMonitor(Construct):
             "(object keys are per hour); CloudWatch metrics are bound to Model Monitor's namespace and "
             "network interfaces to this VPC, neither takes a narrower resource.",
             findings=[*GRANT_ACTIONS, r"Resource::\*",
-                      *(bucket_objects("Artifacts", prefix=p) for p in (CAPTURE_PREFIX, BASELINE_PREFIX, REPORTS_PREFIX)),
+                      *(bucket_objects("Artifacts", prefix=p)
+                        for p in (CAPTURE_PREFIX, BASELINE_PREFIX, REPORTS_PREFIX)),
                       r"Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/\*"],
         )
 
@@ -147,7 +148,7 @@ class ModelMonitor(Construct):
         )
         # SageMaker checks that the endpoint exists when the definition is created.
         self.job_definition.node.add_dependency(endpoint)
-        self.job_definition.node.add_dependency(self.role)
+        self.job_definition.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
 
         self.schedule = sagemaker.CfnMonitoringSchedule(
             self, "Schedule",

@@ -36,8 +36,6 @@ _RULE = re.compile(r"^(?P<rule>[A-Za-z0-9]+-[A-Za-z0-9]+)(?:\[(?P<finding>.*)\])
 
 # Findings (regexes) that the CDK's own grant_* methods produce.
 GRANT_ACTIONS: tuple[str, ...] = (r"Action::s3:[A-Za-z]+\*", r"Action::kms:[A-Za-z]+\*")
-# Read access to the CDK bootstrap bucket of file assets (Asset.grant_read covers the bucket).
-CDK_ASSETS = r"Resource::arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-<AWS::AccountId>-<AWS::Region>/\*"
 
 
 def bucket_objects(*zones: str, prefix: str = "") -> str:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import jsii
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
 
@@ -23,7 +24,7 @@ class GlueWorkflowTarget:
                              description="EventBridge notifies the ETL workflow")
         self.role.add_to_policy(iam.PolicyStatement(actions=["glue:notifyEvent"], resources=[workflow_arn]))
 
-    def bind(self, rule: events.IRuleRef, id: str | None = None) -> events.RuleTargetConfig:  # noqa: A002
+    def bind(self, rule: events_refs.IRuleRef, id: str | None = None) -> events.RuleTargetConfig:
         return events.RuleTargetConfig(arn=self.workflow_arn, role=self.role)
 
 

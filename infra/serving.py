@@ -30,7 +30,7 @@ from constructs import Construct
 
 from infra.data_lake import CAPTURE_PREFIX, s3_uri
 from infra.ml_pipeline import grant_vpc_access
-from infra.nag import CDK_ASSETS, GRANT_ACTIONS, acknowledge, bucket_objects
+from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects
 
 VARIANT = "AllTraffic"
 DEPLOYER_CODE = Path(__file__).resolve().parent / "lambdas" / "deploy_approved"
@@ -75,7 +75,7 @@ class Serving(Construct):
                                    description="The endpoint's containers: model artefacts, code, capture")
         artifacts.grant_read(self.model_role)  # model.tar.gz and code the pipeline wrote
         artifacts.grant_put(self.model_role, f"{CAPTURE_PREFIX}*")
-        code.grant_read(self.model_role)  # sourcedir.tar.gz deployed with the pipeline stack
+        code.bucket.grant_read(self.model_role, code.s3_object_key)  # sourcedir.tar.gz of the pipeline stack
         key.grant_encrypt_decrypt(self.model_role)
         self.model_role.add_to_policy(iam.PolicyStatement(
             sid="EndpointLogs",
@@ -89,7 +89,6 @@ class Serving(Construct):
             "pipeline execution), writes capture files under datacapture/, logs to its endpoint's log "
             "groups; VPC network-interface actions take no narrower resource and are bound to this VPC.",
             findings=[*GRANT_ACTIONS, bucket_objects("Artifacts"), bucket_objects("Artifacts", prefix=CAPTURE_PREFIX),
-                      CDK_ASSETS,
                       r"Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/Endpoints/\*",
                       r"Resource::\*"],
         )
@@ -104,7 +103,8 @@ class Serving(Construct):
             containers=[sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=model_package_arn)],
             vpc_config=vpc_config,
         )
-        self.model.node.add_dependency(self.model_role)
+        # SageMaker checks the role's permissions when it creates the model: attach them first.
+        self.model.node.add_dependency(self.model_role.node.find_child("DefaultPolicy"))
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self, "EndpointConfig",
             kms_key_id=key.key_arn,

@@ -119,7 +119,8 @@ class ServingStack(_StageStack):
                 NO_ENDPOINT_WARNING,
                 f"No endpoint in {self.stack_name}: no approved model package yet. After the pipeline has "
                 f"registered and you have approved a version, deploy with "
-                f"-c modelPackageArn=arn:aws:sagemaker:<region>:<account>:model-package/{config.model_package_group}/<n> "
+                "-c modelPackageArn=arn:aws:sagemaker:<region>:<account>:model-package/"
+                f"{config.model_package_group}/<n> "
                 "(or set model_package_arn in the mlops:<stage> context).",
             )
             return

@@ -24,6 +24,7 @@ import io
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,13 +84,15 @@ class AzureTarget:
 @contextmanager
 def quiet() -> Iterator[None]:
     """azure-ai-ml warns about its experimental schema classes on every dump and load."""
-    sdk = logging.getLogger("azure.ai.ml")
-    level = sdk.level
-    sdk.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("azure.ai.ml", "azure.ai.ml._utils._experimental")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:  # the second has a level (and a handler) of its own
+        lg.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        sdk.setLevel(level)
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 # -- environments -------------------------------------------------------------------------------
@@ -310,9 +313,12 @@ def pipeline_yaml(target: AzureTarget, out_dir: Path) -> str:
     code = str(paths.TRAINING_CODE)
     relative = os.path.relpath(paths.TRAINING_CODE, out_dir.resolve())
     stream = io.StringIO()
+    job = build_pipeline_job(target, code)
     with quiet():
-        build_pipeline_job(target, code).dump(stream)
+        job.dump(stream)
     data = yaml.safe_load(stream.getvalue())
+    # The SDK writes nodes sorted by name: write them in pipeline order, to read top-down.
+    data["jobs"] = {name: data["jobs"][name] for name in step_names(job)}
 
     def relink(node: Any) -> Any:
         if isinstance(node, dict):
@@ -326,8 +332,18 @@ def pipeline_yaml(target: AzureTarget, out_dir: Path) -> str:
 
 
 def step_names(job: Any) -> tuple[str, ...]:
-    """Node names of a PipelineJob (built or loaded back), in the order they were added."""
+    """Node names of a built PipelineJob in the order they were added (the YAML's order too;
+    `load_job` hands its nodes back sorted by name)."""
     return tuple(job.jobs)
+
+
+def upstream(data: dict[str, Any]) -> dict[str, set[str]]:
+    """Per node of a job's YAML form, the nodes whose outputs it reads."""
+    found: dict[str, set[str]] = {}
+    for name, node in data["jobs"].items():
+        text = yaml.safe_dump(node.get("inputs", {}))
+        found[name] = set(re.findall(r"\$\{\{parent\.jobs\.(\w+)\.outputs", text))
+    return found
 
 
 def sweep_ranges(job: Any) -> dict[str, Any]:

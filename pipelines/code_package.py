@@ -16,7 +16,7 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipelines.paths import TRAINING_CODE
+from pipelines import paths
 
 ARCHIVE_NAME = "sourcedir.tar.gz"
 # Never shipped: caches, notebooks' checkpoints, editor and OS droppings.
@@ -52,8 +52,9 @@ def _tar_bytes(root: Path) -> bytes:
     return buf.getvalue()
 
 
-def build_sourcedir_tarball(out_dir: Path, source: Path = TRAINING_CODE) -> Path:
-    """Write `out_dir/sourcedir.tar.gz` from `source` (training_code/ at the archive root)."""
+def build_sourcedir_tarball(out_dir: Path, source: Path | None = None) -> Path:
+    """Write `out_dir/sourcedir.tar.gz` from `source` (default: training_code/, at the archive root)."""
+    source = source or paths.TRAINING_CODE
     if not (source / "requirements.txt").is_file() and not any(source.glob("*.py")):
         raise FileNotFoundError(f"{source} holds no training code (no *.py, no requirements.txt)")
     out_dir.mkdir(parents=True, exist_ok=True)

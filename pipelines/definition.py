@@ -175,6 +175,18 @@ XGBOOST_STATIC: dict[str, str] = {
 }
 
 
-def search_space(problem_type: ProblemType = "binary") -> SearchSpace:
+# The image workload (training_code/image_train.py): a learning rate and the CNN's width.
+IMAGE_RANGES: tuple[Range, ...] = (
+    Range("lr", "continuous", 1e-4, 1e-2, "log"),
+    Range("width", "integer", 8, 32),
+)
+IMAGE_OBJECTIVE = Objective("validation:accuracy", "maximize")
+IMAGE_STATIC: dict[str, str] = {"epochs": "6", "seed": "42"}
+IMAGE_THRESHOLD = 0.7
+
+
+def search_space(problem_type: ProblemType = "binary", workload: str = "tabular") -> SearchSpace:
     """The one search space all three targets tune over."""
+    if workload == "image":
+        return SearchSpace(IMAGE_OBJECTIVE, IMAGE_RANGES, dict(IMAGE_STATIC))
     return SearchSpace(OBJECTIVES[problem_type], XGBOOST_RANGES, dict(XGBOOST_STATIC))

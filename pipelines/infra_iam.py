@@ -1,10 +1,11 @@
 """IAM changes between two synthesized templates: who may now do what, on which resources.
 
 Every policy statement is flattened into grants (one action, one resource, one principal), so
-base and head compare as sets: a grant only in head is new, and it is flagged when it uses a
-wildcard action (`s3:*`), reaches any resource (`*`), widens an action already granted to new
-resources, opens a resource policy or a role's trust to everyone, or attaches a broad managed
-policy. Grants only in base are narrowing and are counted, not itemized.
+base and head compare as sets: a grant only in head is new. It is flagged loud when it grants a
+whole service (`s3:*`, `*`, NotAction), reaches any resource (`*`), opens a resource policy to
+everyone, lets a new principal assume an existing role or any non-service principal assume a role,
+or attaches a broad managed policy. Every new grant is listed with its flags (new action, widened
+to a new resource, action pattern...). Grants only in base are narrowing: counted, not itemized.
 """
 
 from __future__ import annotations
@@ -59,7 +60,13 @@ class IamChange:
         return any(f in _LOUD for f in self.flags)
 
 
+# What a reviewer must look at. Deliberately left out: action patterns such as `s3:GetObject*`
+# (what every CDK `grant_read` writes), `*` resources for actions that only accept `*`, and a
+# key policy's delegation to the account itself (every KMS key's default).
 _LOUD = {"wildcard action", "any resource", "public", "broad managed policy", "NotAction", "new trust"}
+_STAR_ONLY = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData", "sts:GetCallerIdentity",
+              "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+_OWN_ACCOUNT = "AWS:arn:${AWS::Partition}:iam::${AWS::AccountId}:root"
 
 
 def grants(template: Template, stack: str = "") -> set[Grant]:
@@ -160,12 +167,18 @@ def _flags(g: Grant, granted_before: set[tuple[str, str, str]], roles_before: se
         # shouting about. Anyone else, or a role that already existed, gaining trust is.
         routine = g.subject.startswith("Service:") and g.resource not in roles_before
         flags.append("trust for a new service role" if routine else "new trust")
-    if g.action.startswith("NotAction"):
+    if g.kind == "resource" and g.subject == _OWN_ACCOUNT:
+        flags.append("this account (IAM decides)")
+    elif g.action.startswith("NotAction"):
         flags.append("NotAction")
-    elif "*" in g.action:
+    elif g.action == "*" or g.action.endswith(":*"):
         flags.append("wildcard action")
+    elif "*" in g.action:
+        flags.append("action pattern")
     if g.resource == "*" or g.resource.startswith("NotResource"):
-        flags.append("any resource")
+        verb = g.action.partition(":")[2]
+        routine = g.action in _STAR_ONLY or verb.startswith(("Describe", "List"))
+        flags.append("any resource (metadata or *-only action)" if routine else "any resource")
     if g.kind != "trust":
         widened = (g.kind, g.subject, g.action) in granted_before
         flags.append("widened to a new resource" if widened else "new action")

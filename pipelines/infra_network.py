@@ -84,16 +84,20 @@ _EXPOSURE: dict[str, tuple[Callable[[dict[str, Any]], bool], str]] = {
     "AWS::Lambda::Url": (lambda p: p.get("AuthType") == "NONE", "function URL needs no authentication"),
     "AWS::RDS::DBInstance": (lambda p: p.get("PubliclyAccessible") in (True, "true"),
                              "database is publicly accessible"),
-    "AWS::EC2::InternetGateway": (lambda p: True, "internet gateway added"),
 }
+# Listed, not flagged: a VPC with NAT egress needs one, and the routes decide who is exposed.
+_INFO = {"AWS::EC2::InternetGateway": "internet gateway added"}
 
 
-def _public(template: Template, stack: str) -> Iterator[tuple[str, str]]:
+def _public(template: Template, stack: str) -> Iterator[tuple[str, str, bool]]:
     ids = names(template, stack)
     for lid, res in (template.get("Resources") or {}).items():
-        check = _EXPOSURE.get(res.get("Type", ""))
+        rtype = res.get("Type", "")
+        check = _EXPOSURE.get(rtype)
         if check and check[0](res.get("Properties") or {}):
-            yield ids.get(lid, lid), check[1]
+            yield ids.get(lid, lid), check[1], True
+        elif rtype in _INFO:
+            yield ids.get(lid, lid), _INFO[rtype], False
 
 
 def diff(stack: str, base: Template, head: Template) -> list[NetworkChange]:
@@ -107,7 +111,7 @@ def diff(stack: str, base: Template, head: Template) -> list[NetworkChange]:
     for r in sorted(old_rules - new_rules):
         out.append(NetworkChange(stack, f"removed {r.direction} {r.protocol} {r.ports} {r.peer}", r.group, False))
     public_before = set(_public(base, stack))
-    for lid, what in _public(head, stack):
-        if (lid, what) not in public_before:
-            out.append(NetworkChange(stack, what, lid, loud=True))
+    for lid, what, loud in _public(head, stack):
+        if (lid, what, loud) not in public_before:
+            out.append(NetworkChange(stack, what, lid, loud=loud))
     return out

@@ -114,11 +114,18 @@ def review_ref(app_dir: Path, base_ref: str, *, jobs: int | None = None, cfn_val
         if not cfn_validation:
             env["CDK_VALIDATION"] = "false"
         base_app = tree / app_dir.relative_to(top)
-        progress(f"synthesizing {label} and the working tree (no credentials, no look-ups)")
+        base_out = Path(tmp, "base.out")
+        if not (base_app / "cdk.json").exists():  # the change introduces the app: every stack is new
+            progress(f"no CDK app at {label}: comparing with an empty assembly")
+            base_out.mkdir()
+            (base_out / "manifest.json").write_text('{"version": "36.0.0", "artifacts": {}}')
+        what = "the working tree" if base_out.exists() else f"{label} and the working tree"
+        progress(f"synthesizing {what} (no credentials, no look-ups)")
         with ThreadPoolExecutor(max_workers=2) as pool:  # the two synths are independent
-            base_job = pool.submit(synth, cdk, base_app, Path(tmp, "base.out"), env)
-            head_job = pool.submit(synth, cdk, app_dir, Path(tmp, "head.out"), env)
-            base_out, head_out = base_job.result(), head_job.result()
+            base_job = None if base_out.exists() else pool.submit(synth, cdk, base_app, base_out, env)
+            head_out = synth(cdk, app_dir, Path(tmp, "head.out"), env)
+            if base_job:
+                base_job.result()
         return review_assemblies(base_out, head_out, cdk=cdk, env=env, base=label, head="working tree",
                                  jobs=jobs, progress=progress)
 

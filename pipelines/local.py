@@ -77,6 +77,8 @@ Say = Callable[[str], None]
 
 
 class LocalPipeline:
+    workload = "tabular"
+
     def __init__(self, cfg: RunConfig, say: Say = print) -> None:
         self.cfg = cfg
         self.say = say
@@ -221,7 +223,6 @@ class LocalPipeline:
             trials_seen: list[Any] = []
             _best, results = tune(space, self._channels(), out, self.cfg.trials, self.cfg.parallelism,
                                  self.cfg.seed, on_trial, static)
-            (out / "trials.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
             complete = [r for r in results if r.state == "complete"]
             pruned = sum(r.state == "pruned" for r in results)
             bestv = json.loads((out / "best_hyperparameters.json").read_text())["value"]

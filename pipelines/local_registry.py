@@ -75,11 +75,12 @@ def register_model(pipe: LocalPipeline, name: str) -> str:
     client.log_artifacts(rid, str(pipe.out("train") / "model"), "model")
     client.log_artifacts(rid, str(pipe.out("evaluate")), "evaluation")
     client.set_terminated(rid)
+    from mlflow.exceptions import MlflowException
+
     try:
-        client.create_registered_model(name, description="Churn models from the local pipeline")
-    except Exception as e:  # already registered: MLflow raises RESOURCE_ALREADY_EXISTS
-        if "ALREADY_EXISTS" not in str(e):
-            raise
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="Models registered by the local pipeline")
     source = f"{client.get_run(rid).info.artifact_uri}/model"
     version = client.create_model_version(name, source, run_id=rid, tags={
         "approval_status": APPROVAL_STATUS, "pipeline_run": pipe.run_id,
@@ -91,28 +92,30 @@ def publish_current(pipe: LocalPipeline) -> Path:
     """Materialize the newly registered version where serving and monitoring look for it."""
     name = "churn-models"
     version = pipe.result.model_version or "0"
-    target = paths.registry() / name / f"v{version}"
-    tmp = target.with_name(target.name + ".tmp")
+    folder = paths.registry() / name / f"v{version}"
+    tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(pipe.out("train") / "model", tmp / "model")
     shutil.copytree(pipe.out("evaluate"), tmp / "evaluation", ignore=shutil.ignore_patterns("log.txt"))
-    shutil.copytree(pipe.out("baseline"), tmp / "baseline", ignore=shutil.ignore_patterns("log.txt"))
+    if pipe.out("baseline").exists():
+        shutil.copytree(pipe.out("baseline"), tmp / "baseline", ignore=shutil.ignore_patterns("log.txt"))
     report = json.loads((pipe.out("preprocess") / "report" / "data_report.json").read_text())
+    target = report["spec"]["target"] if "spec" in report else None
     info: dict[str, Any] = {
         "model_name": name, "version": version, "run_id": pipe.run_id,
         "data": str(pipe.cfg.data.resolve()) if pipe.cfg.data else None,
-        "target": report["spec"]["target"], "problem_type": pipe.result.problem_type,
-        "workload": "tabular", "metric": pipe.result.check.get("metric"),
+        "target": target, "problem_type": pipe.result.problem_type,
+        "workload": pipe.workload, "metric": pipe.result.check.get("metric"),
         "value": pipe.result.check.get("value"), "threshold": pipe.result.check.get("threshold"),
         "approval_status": APPROVAL_STATUS, "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (tmp / "version.json").write_text(json.dumps(info, indent=2))
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
     current = paths.current_model()
     staging = current.with_name("current.tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(target, staging)
+    shutil.copytree(folder, staging)
     shutil.rmtree(current, ignore_errors=True)
     staging.rename(current)
     return current

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,8 @@ def hyperparameter_args(params: dict[str, Any]) -> list[str]:
 
 def tune(space: SearchSpace, base_args: Sequence[str], out: Path, trials: int, parallelism: int,
          seed: int, on_trial: Callable[[TrialResult, TrialResult | None], None],
-         static: dict[str, str] | None = None) -> tuple[dict[str, Any], list[TrialResult]]:
+         static: dict[str, str] | None = None, script: str = "train.py",
+         extra_args: Sequence[str] = ("--nthread", "1")) -> tuple[dict[str, Any], list[TrialResult]]:
     """Run the study; returns the best hyperparameters (static ones included) and every trial."""
     import time
 
@@ -71,7 +72,7 @@ def tune(space: SearchSpace, base_args: Sequence[str], out: Path, trials: int, p
         params = {r.name: suggest(trial, r) for r in space.ranges}
         folder = out / f"trial-{trial.number:03d}"
         args = [*base_args, "--model-dir", str(folder / "model"), "--output-data-dir", str(folder / "output"),
-                *hyperparameter_args({**static, **params}), "--nthread", "1"]
+                *hyperparameter_args({**static, **params}), *extra_args]
         pruned = False
 
         def on_line(line: str) -> bool:
@@ -85,7 +86,7 @@ def tune(space: SearchSpace, base_args: Sequence[str], out: Path, trials: int, p
             return True
 
         start = time.perf_counter()
-        res = run_script("train.py", args, folder / "log.txt", script_env(threads=1), on_line)
+        res = run_script(script, args, folder / "log.txt", script_env(threads=1), on_line)
         seconds = time.perf_counter() - start
         value = res.metrics.get(metric)
         state = "pruned" if pruned else ("complete" if res.returncode == 0 and value is not None else "failed")
@@ -105,8 +106,10 @@ def tune(space: SearchSpace, base_args: Sequence[str], out: Path, trials: int, p
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise RuntimeError(f"every tuning trial failed; see the logs under {out}")
+    results.sort(key=lambda r: r.number)
+    (out / "trials.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     best_params = {**static, **study.best_params}
     (out / "best_hyperparameters.json").write_text(json.dumps(
         {"hyperparameters": best_params, "objective": metric, "value": study.best_value,
          "trial": study.best_trial.number}, indent=2))
-    return best_params, sorted(results, key=lambda r: r.number)
+    return best_params, results

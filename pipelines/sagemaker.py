@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -102,10 +102,10 @@ class SageMakerTarget:
 
     @property
     def search(self) -> SearchSpace:
-        return search_space(self._problem)
+        return search_space(self.problem)
 
     @property
-    def _problem(self) -> ProblemType:
+    def problem(self) -> ProblemType:
         problem: ProblemType = self.problem_type  # type: ignore[assignment]  # validated above
         return problem
 
@@ -177,7 +177,10 @@ def _offline_sdk(region: str) -> Iterator[None]:
 
 
 def build_pipeline(target: SageMakerTarget) -> Any:
-    """The SDK `Pipeline` object (sagemaker.mlops.workflow.Pipeline) for `target`."""
+    """The SDK `Pipeline` object (sagemaker.mlops.workflow.Pipeline) for `target`.
+
+    Its steps are only rendered when `.definition()` (or `.upsert()`) runs, and that runs the SDK
+    as it is, telemetry included: for the JSON, call `definition_dict`, which stays offline."""
     with _offline_sdk(target.region):
         from pipelines.sagemaker_steps import assemble
 
@@ -207,13 +210,14 @@ def _cache_key(target: SageMakerTarget) -> str:
     digest.update(json.dumps(asdict(target), sort_keys=True).encode())
     digest.update(_sdk_version().encode())
     here = Path(__file__).resolve().parent
+    code = paths.TRAINING_CODE
     # Everything the build reads: the modules it imports and the files it looks at.
-    sources = [here / name for name in _BUILD_MODULES]
-    sources += sorted((paths.TRAINING_CODE / "specs").glob("*"))
-    sources.append(paths.TRAINING_CODE / "requirements.txt")
-    for path in sources:
+    sources = [(f"pipelines/{name}", here / name) for name in _BUILD_MODULES]
+    sources += [(f"training_code/specs/{p.name}", p) for p in sorted((code / "specs").glob("*"))]
+    sources.append(("training_code/requirements.txt", code / "requirements.txt"))
+    for label, path in sources:
         if path.is_file():
-            digest.update(path.relative_to(paths.REPO_ROOT).as_posix().encode())
+            digest.update(label.encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
@@ -281,8 +285,4 @@ def outline(target: SageMakerTarget) -> tuple[tuple[str, ...], dict[str, Any]]:
     """(step names in order, search space) of the SageMaker target, for the agreement test."""
     definition = definition_dict(target)
     return step_names(definition), search_ranges(definition)
-
-
-def target_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(SageMakerTarget))
 

@@ -12,6 +12,9 @@ Choices worth knowing:
   step cache keys leave output locations out, so caching still hits across executions.
 - "train" retrains the tuning job's best candidate: the hyperparameters are property references
   to `BestTrainingJob.TunedHyperParameters`, so the pipeline needs no Lambda or extra step.
+- Caching keys on S3 URIs, not on their contents (as SageMaker does everywhere): new raw data
+  under the same InputDataUrl within the 30-day expiry reuses the previous ETL. Land new data
+  under a new prefix (the lake's ingestion partitions) or pass a new InputDataUrl.
 - Network isolation needs a job that reaches nothing but its channels. Script mode fetches the
   code from S3 inside the container, so training, tuning and the model cannot be isolated;
   processing jobs get their code as a channel and are isolated unless requirements.txt must be
@@ -309,7 +312,7 @@ class _Builder:
         evaluation = Join(on="/", values=[_output(evaluate, "evaluation"), "evaluation.json"])
         args = self.model_builder(train).register(
             model_package_group_name=self.t.model_package_group,
-            content_types=["text/csv", "application/json", "application/jsonlines"],
+            content_types=["text/csv", "application/json", "application/jsonlines", "application/x-parquet"],
             response_types=["application/json", "text/csv"],
             inference_instances=["ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge"],
             transform_instances=["ml.m5.large", "ml.m5.xlarge"],
@@ -392,7 +395,7 @@ def assemble(target: SageMakerTarget) -> Pipeline:
     tune = b.tune(pre)
     train = b.train(pre, tune)
     evaluate, report = b.evaluate(pre, train)
-    path, label, op = d.EVALUATION_METRIC[target._problem]
+    path, label, op = d.EVALUATION_METRIC[target.problem]
     metric = JsonGet(step_name=evaluate.name, property_file=report, json_path=path)
     threshold = b.p("MetricThreshold")
     register = b.register(train, evaluate)

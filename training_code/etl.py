@@ -280,12 +280,13 @@ def read_raw(spark: SparkSession, raw: RawInput, spec: DatasetSpec) -> DataFrame
             df = reader.option("header", True).option("enforceSchema", True).csv(paths)
         else:
             df = reader.json(paths)
-        kind = "CSV row (wrong number of fields or broken quoting)" if raw.format == "csv" else "JSON record"
+        malformed = rules.MALFORMED_CSV if raw.format == "csv" else rules.MALFORMED_JSON
+        absent = sf.lit(None).cast("string")
         frames.append(
             df.select(
-                *[rules.col(c.name) if c.name in names else sf.lit(None).cast("string").alias(c.name) for c in spec.columns],
+                *[rules.col(c.name) if c.name in names else absent.alias(c.name) for c in spec.columns],
                 rules.col(CORRUPT).alias(rules.RAW_RECORD),
-                sf.when(rules.col(CORRUPT).isNotNull(), sf.lit(f"malformed {kind}")).alias(rules.MALFORMED),
+                sf.when(rules.col(CORRUPT).isNotNull(), sf.lit(malformed)).alias(rules.MALFORMED),
                 sf.col("_metadata.file_path").alias(rules.SOURCE_FILE),
             )
         )
@@ -320,32 +321,24 @@ class Counts:
         return self.distinct - self.quarantined - self.curated
 
 
-def count_rows(checked: DataFrame, spec: DatasetSpec) -> Counts:
-    """All the run's numbers from the checked rows, before anything is written."""
-    if spec.key:
-        kept = sf.count_distinct(sf.when(rules.is_valid(), sf.struct(*[rules.col(rules.typed_name(k)) for k in spec.key])))
-    else:
-        kept = sf.count(sf.when(rules.is_valid(), sf.lit(1)))
-    row = checked.agg(
+def count_rows(marked: DataFrame, spec: DatasetSpec) -> Counts:
+    """All the run's numbers in one pass over the checked rows, before anything is written."""
+    texts = rules.reason_texts(spec)
+    row = marked.agg(
         sf.sum(rules.col(rules.COPIES)).alias("rows_in"),
         sf.count(sf.lit(1)).alias("distinct"),
         sf.count(sf.when(~rules.is_valid(), sf.lit(1))).alias("quarantined"),
-        kept.alias("curated"),
+        sf.count(sf.when(rules.col(rules.KEEP), sf.lit(1))).alias("curated"),
+        *[sf.count(sf.when(sf.array_contains(rules.col(rules.REASONS), t), sf.lit(1))) for t in texts],
     ).first()
-    reasons = (
-        checked.where(~rules.is_valid())
-        .select(sf.explode(rules.col(rules.REASONS)).alias("reason"))
-        .groupBy("reason")
-        .count()
-        .collect()
-    )
     assert row is not None
+    by_reason = {t: int(n) for t, n in zip(texts, row[4:], strict=True) if n}
     return Counts(
         rows_in=int(row["rows_in"] or 0),
         distinct=int(row["distinct"]),
         quarantined=int(row["quarantined"]),
         curated=int(row["curated"]),
-        by_reason={r["reason"]: int(r["count"]) for r in sorted(reasons, key=lambda r: (-r["count"], r["reason"]))},
+        by_reason=dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
     )
 
 
@@ -374,19 +367,20 @@ def run(spark: SparkSession, raw: RawInput, spec: DatasetSpec, args: EtlArgs) ->
     for note in _input_notes(raw, spec):
         _log(note)
     checked = rules.with_rules(exact_distinct(read_raw(spark, raw, spec), spec), spec)
-    checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+    # Cached once: the counts and both writes read it (MEMORY_AND_DISK: spills, never recomputes).
+    marked = rules.mark_kept(checked, spec).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts = count_rows(checked, spec)
+        counts = count_rows(marked, spec)
         day = sf.lit(args.ingestion_date.isoformat()).cast("date").alias(PARTITION)
         _log(f"checked {counts.rows_in} rows; writing {counts.curated} curated, {counts.quarantined} quarantined")
-        curated = rules.latest_per_key(checked.where(rules.is_valid()), spec).select(*rules.curated_columns(spec), day)
-        quarantine = checked.where(~rules.is_valid()).select(*rules.quarantine_columns(spec), day)
+        curated = marked.where(rules.col(rules.KEEP)).select(*rules.curated_columns(spec), day)
+        quarantine = marked.where(~rules.is_valid()).select(*rules.quarantine_columns(spec), day)
         curated_to = write_partition(curated, args.curated_path, args.ingestion_date, counts.curated, files)
         quarantine_to = write_partition(
             quarantine, args.quarantine_path, args.ingestion_date, counts.quarantined, files
         )
     finally:
-        checked.unpersist()
+        marked.unpersist()
     report = {
         "job_name": args.job_name,
         "ingestion_date": args.ingestion_date.isoformat(),

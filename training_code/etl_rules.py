@@ -41,6 +41,9 @@ MALFORMED = "_malformed"  # set by the reader: the row could not be parsed at al
 RAW_RECORD = "_raw_record"  # the unparsed line of a malformed row
 SOURCE_FILE = "_source_file"
 COPIES = "_copies"  # how many identical raw rows one distinct row stands for
+KEEP = "_keep"  # the row goes to the curated zone
+MALFORMED_CSV = "malformed CSV row (wrong number of fields or broken quoting)"
+MALFORMED_JSON = "malformed JSON record"
 REASONS = "_reasons"
 QUARANTINE_REASON = "_quarantine_reason"
 
@@ -152,15 +155,31 @@ def is_valid() -> Column:
     return sf.size(col(REASONS)) == 0
 
 
-def latest_per_key(valid: DataFrame, spec: DatasetSpec) -> DataFrame:
-    """One row per key: the latest timestamp; ties broken by the other values, so runs agree."""
-    if not spec.key:
-        return valid
-    ts = spec.timestamp_column
-    order = [col(typed_name(ts)).desc_nulls_last()] if ts else []
-    order += [col(typed_name(c.name)).asc_nulls_last() for c in spec.columns if c.name not in (*spec.key, ts)]
-    w = Window.partitionBy(*[col(typed_name(k)) for k in spec.key]).orderBy(*order)
-    return valid.withColumn("_rank", sf.row_number().over(w)).where(col("_rank") == 1).drop("_rank")
+def mark_kept(checked: DataFrame, spec: DatasetSpec) -> DataFrame:
+    """Add `_keep`: the row is valid and the latest of its key (ties broken by the other values,
+    so every run keeps the same row). Invalid rows are never ranked: a null key cannot pile up.
+    """
+    valid = checked.where(is_valid())
+    if spec.key:
+        ts = spec.timestamp_column
+        order = [col(typed_name(ts)).desc_nulls_last()] if ts else []
+        order += [col(typed_name(c.name)).asc_nulls_last() for c in spec.columns if c.name not in (*spec.key, ts)]
+        w = Window.partitionBy(*[col(typed_name(k)) for k in spec.key]).orderBy(*order)
+        valid = valid.withColumn(KEEP, sf.row_number().over(w) == 1)
+    else:
+        valid = valid.withColumn(KEEP, sf.lit(True))
+    return valid.unionByName(checked.where(~is_valid()).withColumn(KEEP, sf.lit(False)))
+
+
+def reason_texts(spec: DatasetSpec) -> list[str]:
+    """Every reason a row can be quarantined for under this spec."""
+    texts = [MALFORMED_CSV, MALFORMED_JSON]
+    required = set(required_columns(spec))
+    for c in spec.columns:
+        r = Reasons.of(c)
+        texts += [t for t in (r.missing if c.name in required else None, r.not_parsed, r.not_allowed,
+                              r.below_min, r.above_max) if t]
+    return texts
 
 
 def curated_columns(spec: DatasetSpec) -> list[Column]:

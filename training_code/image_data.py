@@ -142,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.size < 8:
         p.error("--size must be at least 8 pixels")
     counts = write(args.out, args.source, args.per_class, args.seed, args.size, args.task)
-    print(f"wrote {sum(counts.values())} images to {args.out}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    summary = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+    print(f"wrote {sum(counts.values())} images to {args.out}: {summary}")
     return 0
 
 

@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,8 @@ def export_onnx(model: torch.nn.Module, sample: torch.Tensor, path: Path) -> Non
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     model = model.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # raised inside torch.export, not by this call
         program = torch.onnx.export(
             model,
             (sample,),
@@ -90,7 +92,7 @@ def max_abs_diff(model: torch.nn.Module, onnx_path: Path, x: np.ndarray) -> floa
     return float(np.abs(ref - onnx_logits(session(onnx_path), x)).max())
 
 
-class _Batches(CalibrationDataReader):  # type: ignore[misc]
+class _Batches(CalibrationDataReader):
     def __init__(self, x: np.ndarray) -> None:
         self._it: Iterator[dict[str, np.ndarray]] = (
             {INPUT_NAME: x[i : i + CALIBRATION_BATCH]} for i in range(0, len(x), CALIBRATION_BATCH)

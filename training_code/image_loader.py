@@ -78,7 +78,7 @@ class ImageFiles(Dataset[tuple[torch.Tensor, int]]):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, key: Key) -> tuple[torch.Tensor, int]:  # type: ignore[override]
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, int]:
         index, epoch = key
         path, label = self.files[index]
         x = to_model_input(load_pixels(path, self.size, self.channels))

@@ -69,7 +69,7 @@ class SmallCNN(nn.Module):
         """(N, C, H, W) normalized pixels -> (N, num_classes) logits."""
         f = self.features(x)
         pooled = torch.cat([self.avg(f), self.max(f)], dim=1).flatten(1)
-        return self.head(pooled)  # type: ignore[no-any-return]
+        return self.head(pooled)
 
 
 def build_model(cfg: ModelConfig, seed: int | None = None) -> SmallCNN:

@@ -122,11 +122,12 @@ class Checked:
 
 
 def check_files(files: Sequence[tuple[Path, str]]) -> Checked:
-    """Decode every file; sort into kept, quarantined (with the reason) and exact duplicates."""
-    kept: list[tuple[Path, str]] = []
+    """Decode every file; sort into kept, quarantined (with the reason) and exact duplicates.
+
+    The same picture under two labels is quarantined everywhere: neither label can be trusted.
+    """
     quarantined: list[tuple[Path, str, str]] = []
-    duplicates: list[tuple[Path, str]] = []
-    seen: dict[str, str] = {}
+    by_digest: dict[str, list[tuple[Path, str]]] = {}
     for path, label in files:
         data = path.read_bytes()
         try:
@@ -134,15 +135,17 @@ def check_files(files: Sequence[tuple[Path, str]]) -> Checked:
         except CorruptImageError as exc:
             quarantined.append((path, label, str(exc).split(": ", 1)[-1]))
             continue
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in seen:
-            if seen[digest] != label:  # same picture, two labels: neither can be trusted
-                quarantined.append((path, label, f"identical image also labelled {seen[digest]!r}"))
-            else:
-                duplicates.append((path, label))
-            continue
-        seen[digest] = label
-        kept.append((path, label))
+        by_digest.setdefault(hashlib.sha256(data).hexdigest(), []).append((path, label))
+    kept: list[tuple[Path, str]] = []
+    duplicates: list[tuple[Path, str]] = []
+    for copies in by_digest.values():
+        labels = sorted({label for _, label in copies})
+        if len(labels) > 1:
+            quarantined += [(p, lb, f"identical image labelled {labels}") for p, lb in copies]
+        else:
+            kept.append(copies[0])
+            duplicates += copies[1:]
+    kept.sort()
     return Checked(kept, quarantined, duplicates)
 
 

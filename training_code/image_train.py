@@ -28,7 +28,7 @@ import platform
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import torch
 import torch.distributed as dist
 from image_loader import AUGMENTATIONS, GlobalBatchSampler, ImageFiles, list_labelled, make_loader
 from image_model import ModelConfig, build_model, count_parameters
+from image_preprocess import PIXEL_MEAN, PIXEL_STD
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -252,7 +253,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
@@ -305,9 +306,10 @@ class _MLflow:
             self.mlflow.end_run()
 
 
-def write_model(cfg: TrainConfig, mcfg: ModelConfig, model: nn.Module, classes: list[str],
-                meta: dict[str, Any], calib_and_val: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> dict[str, Any]:
-    """model.pt, labels.json, and (with `calib_and_val`) model.onnx and model_int8.onnx; returns the meta."""
+def write_model(cfg: TrainConfig, mcfg: ModelConfig, model: nn.Module, classes: list[str], meta: dict[str, Any],
+                calib_and_val: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> dict[str, Any]:
+    """model.pt, labels.json, and (with `calib_and_val`: calibration images, validation images and labels)
+    model.onnx and model_int8.onnx; returns the meta. `model` must be on the CPU."""
     cfg.model_dir.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": _cpu_state(model), "config": mcfg.to_dict(), "classes": classes},
                cfg.model_dir / "model.pt")
@@ -317,12 +319,10 @@ def write_model(cfg: TrainConfig, mcfg: ModelConfig, model: nn.Module, classes: 
 
         calib, xv, yv = calib_and_val
         fp32, int8 = cfg.model_dir / "model.onnx", cfg.model_dir / "model_int8.onnx"
-        cpu_model = build_model(mcfg)
-        cpu_model.load_state_dict(_cpu_state(model))
-        image_export.export_onnx(cpu_model, torch.from_numpy(calib[:2]), fp32)
+        image_export.export_onnx(model, torch.from_numpy(calib[:2]), fp32)
         image_export.quantize_int8(fp32, int8, calib)
         q = image_export.compare(fp32, int8, xv, yv)
-        q["onnx_max_abs_diff"] = image_export.max_abs_diff(cpu_model, fp32, xv[:64])
+        q["onnx_max_abs_diff"] = image_export.max_abs_diff(model, fp32, xv[:64])
         meta["quantization"] = {"measured_on": "validation", **q}
         ok = q["accuracy_drop_points"] <= INT8_MAX_DROP_POINTS
         meta["serving_model"] = "model_int8.onnx" if ok else "model.onnx"
@@ -336,6 +336,28 @@ def write_model(cfg: TrainConfig, mcfg: ModelConfig, model: nn.Module, classes: 
 # ---- main -------------------------------------------------------------------------------------
 
 
+@dataclass
+class Progress:
+    """Everything the epoch loop carries from one epoch to the next, and so into a checkpoint."""
+
+    epoch: int = 0  # epochs completed
+    history: list[dict[str, float]] = field(default_factory=list)
+    bad_epochs: int = 0
+    stopped: bool = False
+    best: dict[str, Any] = field(default_factory=dict)
+
+    def update(self, metrics: dict[str, float], model: nn.Module, patience: int) -> None:
+        """Record an epoch; keep the weights if validation loss improved; decide on early stopping."""
+        self.epoch += 1
+        if metrics["validation:loss"] < self.best.get("loss", float("inf")) - 1e-6:
+            self.best = {"loss": metrics["validation:loss"], "accuracy": metrics["validation:accuracy"],
+                         "epoch": self.epoch, "state": _cpu_state(model)}
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        self.stopped = patience > 0 and self.bad_epochs >= patience
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(argv)
     d = setup_distributed()
@@ -346,31 +368,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             dist.destroy_process_group()
 
 
-def _run(cfg: TrainConfig, d: Dist) -> int:  # noqa: PLR0915 - one readable training story
+def _run(cfg: TrainConfig, d: Dist) -> int:
     def say(message: str) -> None:
         if d.main:
-            print(message)
+            print(message, flush=True)
 
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    precision = resolve_precision(
-        cfg.precision, d.device.type, d.device.type == "cuda" and torch.cuda.is_bf16_supported(), cpu_flags()
-    )
+    cuda_bf16 = d.device.type == "cuda" and torch.cuda.is_bf16_supported()
+    precision = resolve_precision(cfg.precision, d.device.type, cuda_bf16, cpu_flags())
     classes, train_files = list_labelled(cfg.train)
     _, val_files = list_labelled(cfg.validation, classes)
     if len(classes) < 2:
         raise ValueError(f"{cfg.train}: {len(classes)} label folder(s); a classifier needs at least 2")
     # The global batch is rounded to the process count and capped at the data size.
     batch = min(cfg.batch_size, len(train_files)) // d.world * d.world
-    mcfg = ModelConfig(len(classes), cfg.channels, cfg.width, cfg.image_size)
     train_ds = ImageFiles(train_files, cfg.image_size, cfg.channels, cfg.augment, cfg.seed)
     val_ds = ImageFiles(val_files, cfg.image_size, cfg.channels)
     train_sampler = GlobalBatchSampler(len(train_ds), batch, d.rank, d.world, shuffle=True, seed=cfg.seed)
-    val_sampler = GlobalBatchSampler(len(val_ds), max(256 // d.world, 1) * d.world, d.rank, d.world, shuffle=False)
+    val_sampler = GlobalBatchSampler(len(val_ds), 256 // d.world * d.world, d.rank, d.world, shuffle=False)
     pin = d.device.type == "cuda"
     train_loader = make_loader(train_ds, train_sampler, cfg.workers, pin)
     val_loader = make_loader(val_ds, val_sampler, cfg.workers, pin)
 
+    mcfg = ModelConfig(len(classes), cfg.channels, cfg.width, cfg.image_size)
     model = build_model(mcfg, cfg.seed).to(d.device)
     net: nn.Module = DistributedDataParallel(model) if d.world > 1 else model
     if cfg.optimizer == "adam":
@@ -379,65 +400,60 @@ def _run(cfg: TrainConfig, d: Dist) -> int:  # noqa: PLR0915 - one readable trai
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     scaler = torch.amp.GradScaler(d.device.type, enabled=precision == "fp16")
+    say(f"image training: {len(classes)} classes, {len(train_files)} train / {len(val_files)} validation "
+        f"images, {count_parameters(model)} parameters, {d.world} process(es) on {d.device.type}, "
+        f"precision {precision}, global batch {batch}, {cfg.workers} loader worker(s) each")
 
-    say(f"image training: {len(classes)} classes, {len(train_files)} train / {len(val_files)} validation images, "
-        f"{count_parameters(model)} parameters, {d.world} process(es) on {d.device.type}, precision {precision}, "
-        f"global batch {batch}, {cfg.workers} loader worker(s) each")
     fingerprint = _fingerprint(cfg, classes)
     ckpt_path = cfg.checkpoint_dir / CHECKPOINT if cfg.checkpoint_dir else None
-    state = load_checkpoint(ckpt_path, fingerprint) if ckpt_path else None
-    start, history, bad_epochs, stopped = 0, [], 0, False
-    best: dict[str, Any] = {"loss": float("inf"), "accuracy": 0.0, "epoch": 0, "state": _cpu_state(model)}
-    if state is not None:
+    progress = Progress(best={"loss": float("inf"), "accuracy": 0.0, "epoch": 0, "state": _cpu_state(model)})
+    if ckpt_path and (state := load_checkpoint(ckpt_path, fingerprint)) is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
-        start, history, bad_epochs, stopped, best = (
-            state["epoch"], state["history"], state["bad_epochs"], state["stopped"], state["best"])
-        say(f"resumed from {ckpt_path} after epoch {start}")
+        progress = Progress(**state["progress"])
+        say(f"resumed from {ckpt_path} after epoch {progress.epoch}")
 
     tracker = _MLflow(d.main)
-    tracker.params({f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("tuning_objective_metric",)}
+    tracker.params({k: v for k, v in asdict(cfg).items() if k in _HYPERPARAMETERS}
                    | {"precision_used": precision, "world_size": d.world})
-    for epoch in range(start, cfg.epochs):
-        if stopped:
-            break
+    while progress.epoch < cfg.epochs and not progress.stopped:
         t0 = time.perf_counter()
-        train_sampler.set_epoch(epoch)
+        train_sampler.set_epoch(progress.epoch)
         loss_sum, n = train_epoch(net, train_loader, optimizer, scaler, precision, d)
         scheduler.step()
         val_loss, val_acc = evaluate(model, val_loader, precision, d)
         seconds = time.perf_counter() - t0
         metrics = {"train:loss": loss_sum / max(n, 1), "validation:loss": val_loss, "validation:accuracy": val_acc}
-        history.append({"epoch": epoch + 1, **metrics, "seconds": seconds, "samples_per_second": n / seconds})
-        say(f"epoch {epoch + 1}/{cfg.epochs} ({seconds:.1f} s, {n / seconds:.0f} samples/s)")
+        progress.update(metrics, model, cfg.patience)
+        progress.history.append({"epoch": progress.epoch, **metrics, "seconds": seconds,
+                                 "samples_per_second": n / seconds})
+        say(f"epoch {progress.epoch}/{cfg.epochs} ({seconds:.1f} s, {n / seconds:.0f} samples/s)")
         if d.main:
             _print_metrics(metrics)
-        tracker.metrics(metrics, step=epoch + 1)
-        if val_loss < best["loss"] - 1e-6:
-            best = {"loss": val_loss, "accuracy": val_acc, "epoch": epoch + 1, "state": _cpu_state(model)}
-            bad_epochs = 0
-        else:
-            bad_epochs += 1
-        stopped = cfg.patience > 0 and bad_epochs >= cfg.patience
-        if stopped:
-            say(f"early stop: validation loss has not improved for {bad_epochs} epochs")
+        tracker.metrics(metrics, step=progress.epoch)
+        if progress.stopped:
+            say(f"early stop: validation loss has not improved for {progress.bad_epochs} epochs")
         if ckpt_path and d.main:
             save_checkpoint(ckpt_path, {
-                "epoch": epoch + 1, "model": _cpu_state(model), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "best": best,
-                "bad_epochs": bad_epochs, "stopped": stopped, "history": history,
-                "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint})
+                "model": _cpu_state(model), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint,
+                "progress": asdict(progress)})
     if d.world > 1:
         dist.barrier()  # every process is done with the data before the main one exports
-    if not d.main:
-        return 0
+    if d.main:
+        model.load_state_dict(progress.best["state"])  # the early-stopping choice, not the last epoch
+        _finish(cfg, d, model.cpu(), mcfg, classes, precision, progress, tracker)
+    return 0
 
-    model.load_state_dict(best["state"])  # the early-stopping choice, not the last epoch
-    final = {"validation:loss": best["loss"], "validation:accuracy": best["accuracy"]}
-    say(f"best epoch {best['epoch']}:")
+
+def _finish(cfg: TrainConfig, d: Dist, model: nn.Module, mcfg: ModelConfig, classes: list[str],
+            precision: str, progress: Progress, tracker: _MLflow) -> None:
+    """Print the chosen model's metrics, write the artefacts and close the MLflow run."""
+    final = {"validation:loss": progress.best["loss"], "validation:accuracy": progress.best["accuracy"]}
+    print(f"best epoch {progress.best['epoch']}:", flush=True)
     _print_metrics(final)
     meta: dict[str, Any] = {
         "inference_module": "image_inference",
@@ -447,10 +463,10 @@ def _run(cfg: TrainConfig, d: Dist) -> int:  # noqa: PLR0915 - one readable trai
         "positive_class": positive_class(classes),
         "image_size": cfg.image_size,
         "channels": cfg.channels,
-        "normalization": {"mean": 0.5, "std": 0.5},
-        "serving_model": None,
+        "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD},
+        "serving_model": "model.onnx" if cfg.export else None,
         "metrics": final,
-        "best_epoch": best["epoch"],
+        "best_epoch": progress.best["epoch"],
         "training": {"precision": precision, "world_size": d.world, "device": d.device.type,
                      "torch": torch.__version__, "python": platform.python_version(),
                      "hyperparameters": {k: v for k, v in asdict(cfg).items() if k in _HYPERPARAMETERS}},
@@ -464,15 +480,14 @@ def _run(cfg: TrainConfig, d: Dist) -> int:  # noqa: PLR0915 - one readable trai
         calib_and_val = (calib, xv, yv)
     write_model(cfg, mcfg, model, classes, meta, calib_and_val)
     cfg.output_data_dir.mkdir(parents=True, exist_ok=True)
-    (cfg.output_data_dir / "history.json").write_text(json.dumps(history, indent=2))
+    (cfg.output_data_dir / "history.json").write_text(json.dumps(progress.history, indent=2))
     tracker.metrics({f"final_{k}": v for k, v in final.items()})
     tracker.end(cfg.model_dir / "model_meta.json")
-    say(f"model written to {cfg.model_dir}")
-    return 0
+    print(f"model written to {cfg.model_dir}", flush=True)
 
 
 _HYPERPARAMETERS = ("lr", "width", "epochs", "batch_size", "optimizer", "precision", "workers", "patience",
-                    "seed", "image_size", "channels", "augment")
+                    "seed", "image_size", "channels", "augment", "export")
 
 
 if __name__ == "__main__":

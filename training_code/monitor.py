@@ -35,6 +35,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import monitor_report
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -220,8 +221,6 @@ def run_analyze(baseline: Path, capture: Path, output: Path) -> int:
     inferred = {p.name: p.types.inferred() for p in ordered}
     _write_json(output / "statistics.json", statistics_json(ordered, reader.rows, inferred))
     _write_json(output / "constraint_violations.json", {"violations": violations})
-    import monitor_report  # matplotlib: imported only when there is something to draw
-
     status = "CompletedWithViolations" if violations else "Completed"
     meta["status"] = status
     (output / "report.html").write_text(monitor_report.render(
@@ -235,7 +234,7 @@ def run_analyze(baseline: Path, capture: Path, output: Path) -> int:
 
 def check_columns_if_enabled(constraints: Sequence[FeatureConstraint], missing: dict[str, int],
                              extra: dict[str, int], rows: int) -> list[dict[str, str]]:
-    if constraints and not constraints[0].config.evaluate_constraints:
+    if not any(c.config.evaluate_constraints for c in constraints):  # monitoring_config says Disabled
         return []
     return check_columns(ColumnTally(missing, extra), rows)
 

@@ -190,7 +190,8 @@ class CaptureReader:
                     self._issue(n, "invalid_json", f"truncated JSON: the line ends at column {e.colno} "
                                 "before the record is complete")
                 else:
-                    self._issue(n, "invalid_json", f"invalid JSON at column {e.colno}: {e.msg.removesuffix(' at')}")
+                    self._issue(n, "invalid_json",
+                                f"invalid JSON at column {e.colno}: {e.msg.removesuffix(' at')}")
                 continue
             capture = obj.get("captureData") if isinstance(obj, dict) else None
             inp = capture.get("endpointInput") if isinstance(capture, dict) else None
@@ -251,7 +252,11 @@ class CaptureReader:
             return None
 
     def _csv_columns(self, texts: pa.Array, lines: np.ndarray) -> dict[str, pa.Array]:
-        """Split CSV bodies into rows and fields with Arrow; rows of the wrong width become issues."""
+        """Split CSV bodies into rows and fields with Arrow; rows of the wrong width become issues.
+
+        Columns match the baseline by position, unless a body starts with a header row (as the
+        inference script accepts): that body's columns match by name.
+        """
         width = len(self.features)
         split = pc.split_pattern(pc.replace_substring(texts, "\r", ""), "\n")
         rows = pc.list_flatten(split)
@@ -259,25 +264,53 @@ class CaptureReader:
         nonempty = pc.not_equal(rows, "").to_numpy(zero_copy_only=False)
         for i in np.flatnonzero(np.bincount(parent[nonempty], minlength=len(texts)) == 0):
             self._issue(lines[i], "empty_body", "request body has no CSV rows")
-        header = pc.equal(rows, ",".join(self.features)).to_numpy(zero_copy_only=False)
-        for i in np.flatnonzero(header):
-            self._issue(lines[parent[i]], "header_row", "CSV header row skipped")
-        quoted = pc.match_substring(rows, '"').to_numpy(zero_copy_only=False)
-        plain = nonempty & ~header & ~quoted
-        out = _Rows(self.features)
-        for i in np.flatnonzero(nonempty & ~header & quoted):  # rare: let the csv module honour quotes
-            self._positional_row(next(csv.reader([rows[int(i)].as_py()])), lines[parent[i]], out)
-        fields = pc.split_pattern(rows.filter(pa.array(plain)), ",")
+        fields = pc.split_pattern(rows, ",")
         counts = pc.list_value_length(fields).to_numpy(zero_copy_only=False)
-        plain_parent = parent[plain]
-        for i in np.flatnonzero(counts != width):
-            self._wrong_width(int(counts[i]), lines[plain_parent[i]])
-        good = counts == width
+        # a header: a body's first row, at least half of it names of baseline columns
+        known = pc.is_in(pc.list_flatten(fields), value_set=pa.array(self.features))
+        known = known.to_numpy(zero_copy_only=False)
+        named = np.bincount(pc.list_parent_indices(fields).to_numpy()[known], minlength=len(rows))
+        first = np.unique(parent[nonempty], return_index=True)[1]
+        first_rows = np.flatnonzero(nonempty)[first]
+        with_header = parent[first_rows[2 * named[first_rows] >= counts[first_rows]]]
+        by_name = np.isin(parent, with_header)
+        out = _Rows(self.features)
+        for i in with_header:  # rare: parsed by the csv module, by name
+            self._csv_with_header(texts[int(i)].as_py(), lines[i], out)
+        quoted = pc.match_substring(rows, '"').to_numpy(zero_copy_only=False) & nonempty & ~by_name
+        for i in np.flatnonzero(quoted):  # rare: let the csv module honour quotes
+            self._positional_row(next(csv.reader([rows[int(i)].as_py()])), lines[parent[i]], out)
+        plain = nonempty & ~by_name & ~quoted
+        for i in np.flatnonzero(plain & (counts != width)):
+            self._wrong_width(int(counts[i]), lines[parent[i]])
+        good = plain & (counts == width)
         flat = pc.list_flatten(fields.filter(pa.array(good)))
         n = int(good.sum())
         cols = {f: flat.take(pa.array(np.arange(j, n * width, width))) for j, f in enumerate(self.features)}
         extra = out.columns()
         return {f: pa.concat_arrays([cols[f], extra[f]]) for f in self.features}
+
+    def _csv_with_header(self, text: str, line: int, out: _Rows) -> None:
+        header, *records = [r for r in csv.reader(io.StringIO(text)) if r]
+        names = [h.strip() for h in header]
+        if not records:
+            self._issue(line, "empty_body", "CSV body has a header row and no data rows")
+        for r in records:
+            if len(r) != len(names):
+                self._issue(line, "wrong_field_count",
+                            f"CSV row has {len(r)} fields, its header {len(names)}")
+            else:
+                self._named_row(dict(zip(names, r, strict=True)), out)
+
+    def _named_row(self, rec: dict[str, Any], out: _Rows) -> None:
+        self.named_rows += 1
+        keys = set(rec)
+        for f in self.features:
+            if f not in keys:
+                self.missing_keys[f] += 1
+        for k in keys.difference(self.features):
+            self.extra_keys[k] += 1
+        out.add_named(rec)
 
     def _wrong_width(self, got: int, line: int) -> None:
         width = len(self.features)
@@ -306,14 +339,7 @@ class CaptureReader:
             return
         for rec in records:
             if isinstance(rec, dict):
-                keys = set(rec)
-                self.named_rows += 1
-                for f in self.features:
-                    if f not in keys:
-                        self.missing_keys[f] += 1
-                for k in keys.difference(self.features):
-                    self.extra_keys[k] += 1
-                out.add_named(rec)
+                self._named_row(rec, out)
             elif isinstance(rec, list):
                 self._positional_row(rec, line, out)
             else:
@@ -323,10 +349,10 @@ class CaptureReader:
     def column_tally(self) -> tuple[dict[str, int], dict[str, int]]:
         """(missing, extra) columns with the rows concerned, for missing/extra_column_check.
 
-        A named column no JSON row carried is missing (one carried by some rows is merely
-        incomplete); a CSV row too short misses the baseline's trailing columns (columns are matched
-        by position). Unknown JSON keys are extra columns, and so are the positions past the
-        baseline's last column (named _cN, as SageMaker names unnamed columns).
+        A column no named row (JSON, or CSV with a header) carried is missing; one that some rows
+        carry is merely incomplete. A CSV row too short misses the baseline's trailing columns
+        (columns match by position). Unknown names are extra columns, and so are the positions past
+        the baseline's last column (named _cN, as SageMaker names unnamed columns).
         """
         missing: dict[str, int] = {}
         if self.named_rows:

@@ -109,7 +109,8 @@ def _numeric_chart(base: KllSketch, cur: KllSketch) -> str:
     cdf = _Panel("cumulative distribution", lo, hi, 1.0)
     for sketch, color in ((base, BASE_COLOR), (cur, CUR_COLOR)):
         cdf.steps(np.append(grid, hi), sketch.cdf(grid), color, close=False)
-    cdf.vline(float(keys[gap]), float(fb[gap]), float(fc[gap]), f"largest CDF gap {abs(fb[gap] - fc[gap]):.3f}")
+    label = f"largest CDF gap {abs(fb[gap] - fc[gap]):.3f}"
+    cdf.vline(float(keys[gap]), float(fb[gap]), float(fc[gap]), label)
     return hist.svg() + cdf.svg()
 
 

@@ -266,6 +266,8 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         if args.action == "export":
             return _export(args)
@@ -302,3 +304,6 @@ def handle(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"mlops pipeline {args.action}: {e}", file=sys.stderr)
         return 2
+    except (ClientError, BotoCoreError) as e:  # AWS refused, or no credentials: say which, briefly
+        print(f"mlops pipeline {args.action}: {e}", file=sys.stderr)
+        return 1

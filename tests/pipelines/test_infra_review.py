@@ -240,15 +240,22 @@ def _role(trust: dict[str, Any]) -> dict[str, Any]:
         {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": trust}]}}}
 
 
-def test_a_new_service_role_is_routine_but_a_public_bucket_policy_is_not() -> None:
+def test_routine_grants_are_listed_quietly_but_a_public_bucket_policy_is_loud() -> None:
     head = {"Resources": {
         "Job": _role({"Service": "sagemaker.amazonaws.com"}),
+        "JobPolicy": {"Type": "AWS::IAM::Policy", "Properties": {"Roles": [{"Ref": "Job"}], "PolicyDocument": {
+            "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject*", "ec2:DescribeVpcs"], "Resource": "*"},
+                          {"Effect": "Allow", "Action": "s3:GetObject*", "Resource": "arn:aws:s3:::raw/*"}]}}},
         "Policy": {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": {"Ref": "Raw"}, "PolicyDocument": {
             "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"}]}}},
     }}
     changes, _ = infra_iam.diff("s", {}, head)
     by_kind = {c.grant.kind: c for c in changes}
-    assert not by_kind["trust"].loud
+    assert not by_kind["trust"].loud  # a new role for a service: how every job gets its role
+    loud = {(c.grant.action, c.grant.resource) for c in changes if c.loud}
+    # what grant_read writes is quiet; the same read on every bucket of the account is not
+    assert ("s3:GetObject*", "arn:aws:s3:::raw/*") not in loud and ("ec2:DescribeVpcs", "*") not in loud
+    assert ("s3:GetObject*", "*") in loud
     assert by_kind["resource"].loud and "public" in by_kind["resource"].flags
     assert by_kind["resource"].grant.resource == "${Raw}"  # "*" in a bucket policy means the bucket
 

@@ -3,9 +3,11 @@ CI runs them (`mlops pipeline deploy --start`), through the real command line en
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from pipelines import paths
 from pipelines.cli import main
 from pipelines.code_package import build_sourcedir_tarball, code_key
 from pipelines.definition import STEPS
@@ -24,6 +27,13 @@ BUCKET = "mlops-artefacts-test"
 ROLE = "arn:aws:iam::123456789012:role/mlops-pipeline"
 GROUP = "churn-models"
 SETTINGS = ["--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE]
+
+
+def _frozen_code(factory: pytest.TempPathFactory) -> Path:
+    frozen = factory.getbasetemp() / "training_code_frozen"
+    if not frozen.exists():
+        shutil.copytree(paths.TRAINING_CODE, frozen, ignore=shutil.ignore_patterns("__pycache__"))
+    return frozen
 
 
 @pytest.fixture
@@ -37,6 +47,8 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactor
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     # One definition cache for the session: the second deploy of a test reuses the first's build.
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path_factory.getbasetemp() / "pipeline-moto-home"))
+    # The code as it was when the session started: edits made while tests run cannot race them.
+    monkeypatch.setattr(paths, "TRAINING_CODE", _frozen_code(tmp_path_factory))
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
@@ -119,11 +131,14 @@ def test_upsert_then_start_as_separate_actions(aws: Any, tmp_path: Path,
     assert "status: Succeeded" in capsys.readouterr().out
 
 
+def test_starting_a_pipeline_that_does_not_exist_says_so(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pipeline", "start", "--region", REGION, "--pipeline-name", "never-deployed"]) == 1
+    assert "never-deployed" in capsys.readouterr().err
+
+
 def _package(sm: Any, status: str = "PendingManualApproval") -> str:
-    try:
+    with contextlib.suppress(sm.exceptions.ClientError):  # the group exists
         sm.create_model_package_group(ModelPackageGroupName=GROUP)
-    except sm.exceptions.ClientError:
-        pass  # the group exists
     return str(sm.create_model_package(
         ModelPackageGroupName=GROUP, ModelApprovalStatus=status,
         InferenceSpecification={"Containers": [{"Image": "xgboost:3.0-5", "ModelDataUrl": f"s3://{BUCKET}/m.tar.gz"}],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,30 +21,19 @@ from pipelines import definition as d
 from pipelines.paths import REPO_ROOT, TRAINING_CODE
 from pipelines.sagemaker import (
     HELPER_STEPS,
-    SageMakerTarget,
     cache_path,
     definition_dict,
     definition_json,
     search_ranges,
     step_names,
 )
+from tests.pipelines.sagemaker_targets import TARGET, build_once
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "sagemaker_definition.json"
 
-# Shaped like the placeholders the infra stack passes (it swaps CDK tokens in afterwards).
-TARGET = SageMakerTarget(
-    role_arn="arn:aws:iam::123456789012:role/PLACEHOLDER-PipelineRole",
-    bucket="placeholder-artefacts-bucket",
-    code_uri="s3://placeholder-artefacts-bucket/code/PLACEHOLDER-SHA256/sourcedir.tar.gz",
-    region="eu-west-1",
-    kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/PLACEHOLDER-KEY",
-    subnet_ids=("subnet-PLACEHOLDER-A", "subnet-PLACEHOLDER-B"),
-    security_group_ids=("sg-PLACEHOLDER",),
-)
-
 
 @dataclass
-class Built:
+class Builds:
     cold: dict[str, Any]
     cached: dict[str, Any]
     rebuilt: dict[str, Any]
@@ -55,23 +43,15 @@ class Built:
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    home = tmp_path_factory.getbasetemp() / "sagemaker-definition-home"
-    connects: list[Any] = []
-
-    def refuse(sock: socket.socket, address: Any) -> None:
-        connects.append(address)
-        raise OSError(f"test: network call to {address}")
-
+def built(tmp_path_factory: pytest.TempPathFactory) -> Builds:
+    once = build_once(tmp_path_factory)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_HOME", str(home))
-        mp.setattr(socket.socket, "connect", refuse)
-        cold = definition_dict(TARGET)
+        mp.setenv("MLOPS_HOME", str(once.home))
         start = time.perf_counter()
         cached = definition_dict(TARGET)
         cached_seconds = time.perf_counter() - start
         rebuilt = definition_dict(TARGET, use_cache=False)
-    return Built(cold, cached, rebuilt, cached_seconds, connects, home)
+    return Builds(once.cold, cached, rebuilt, cached_seconds, once.connects, once.home)
 
 
 def _steps(defn: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -94,15 +74,15 @@ def _get(value: Any) -> str | None:
 
 # -- building -----------------------------------------------------------------------------------
 
-def test_the_build_makes_no_network_call(built: Built) -> None:
+def test_the_build_makes_no_network_call(built: Builds) -> None:
     assert built.connects == []
 
 
-def test_two_builds_give_byte_identical_json(built: Built) -> None:
+def test_two_builds_give_byte_identical_json(built: Builds) -> None:
     assert definition_json(built.rebuilt) == definition_json(built.cold)
 
 
-def test_the_cached_definition_is_the_built_one_and_is_read_without_the_sdk(built: Built) -> None:
+def test_the_cached_definition_is_the_built_one_and_is_read_without_the_sdk(built: Builds) -> None:
     assert built.cached == built.cold
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(built.home))
@@ -112,14 +92,14 @@ def test_the_cached_definition_is_the_built_one_and_is_read_without_the_sdk(buil
     assert built.cached_seconds < 1.0  # a file read, not a 10-second SDK import
 
 
-def test_a_different_target_does_not_hit_the_cache(built: Built) -> None:
+def test_a_different_target_does_not_hit_the_cache(built: Builds) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(built.home))
         assert cache_path(replace(TARGET, region="us-east-1")) != cache_path(TARGET)
         assert cache_path(replace(TARGET, kms_key_arn=None)) != cache_path(TARGET)
 
 
-def test_definition_matches_the_snapshot(built: Built) -> None:
+def test_definition_matches_the_snapshot(built: Builds) -> None:
     text = definition_json(built.cold)
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +109,7 @@ def test_definition_matches_the_snapshot(built: Built) -> None:
     assert text == SNAPSHOT.read_text(), "the definition changed: review the diff, then UPDATE_SNAPSHOTS=1"
 
 
-def test_target_strings_reach_the_json_verbatim(built: Built) -> None:
+def test_target_strings_reach_the_json_verbatim(built: Builds) -> None:
     text = json.dumps(built.cold)
     for value in (TARGET.role_arn, TARGET.code_uri, TARGET.kms_key_arn,
                   *TARGET.subnet_ids, *TARGET.security_group_ids):
@@ -137,14 +117,14 @@ def test_target_strings_reach_the_json_verbatim(built: Built) -> None:
     assert f'"s3://{TARGET.bucket}/' in text
 
 
-def test_no_path_of_the_building_machine_leaks_into_the_json(built: Built) -> None:
+def test_no_path_of_the_building_machine_leaks_into_the_json(built: Builds) -> None:
     text = json.dumps(built.cold)
     assert str(REPO_ROOT) not in text and str(Path.home()) not in text
 
 
 # -- the pipeline -------------------------------------------------------------------------------
 
-def test_steps_run_in_the_definition_order(built: Built) -> None:
+def test_steps_run_in_the_definition_order(built: Builds) -> None:
     assert step_names(built.cold) == d.STEP_NAMES
     top = [s["Name"] for s in built.cold["Steps"]]
     assert top == ["etl", "preprocess", "tune", "train", "evaluate", "check"]
@@ -155,7 +135,7 @@ def test_steps_run_in_the_definition_order(built: Built) -> None:
     assert set(HELPER_STEPS.values()) <= set(d.STEP_NAMES)
 
 
-def test_pipeline_parameters_are_the_definitions(built: Built) -> None:
+def test_pipeline_parameters_are_the_definitions(built: Builds) -> None:
     params = {p["Name"]: p for p in built.cold["Parameters"]}
     assert list(params) == [p.name for p in d.PARAMETERS]
     kinds = {"string": "String", "integer": "Integer", "float": "Float"}
@@ -166,7 +146,7 @@ def test_pipeline_parameters_are_the_definitions(built: Built) -> None:
     assert params["InputDataUrl"]["DefaultValue"] == f"s3://{TARGET.bucket}/raw/"
 
 
-def test_tuning_uses_the_shared_search_space_and_budget(built: Built) -> None:
+def test_tuning_uses_the_shared_search_space_and_budget(built: Builds) -> None:
     tuning = search_ranges(built.cold)
     space = d.search_space("binary")
     ranges = tuning["ranges"]
@@ -185,7 +165,7 @@ def test_tuning_uses_the_shared_search_space_and_budget(built: Built) -> None:
     assert _get(tune["MaxParallelTrainingJobs"]) == "Parameters.TuningParallelism"
 
 
-def test_the_objective_regex_reads_what_train_py_prints(built: Built) -> None:
+def test_the_objective_regex_reads_what_train_py_prints(built: Builds) -> None:
     from metrics import format_metric_lines
 
     (definition,) = search_ranges(built.cold)["metric_definitions"]
@@ -196,7 +176,7 @@ def test_the_objective_regex_reads_what_train_py_prints(built: Built) -> None:
     assert train == [definition]
 
 
-def test_train_retrains_the_best_candidate(built: Built) -> None:
+def test_train_retrains_the_best_candidate(built: Builds) -> None:
     train = _steps(built.cold)["train"]["Arguments"]
     for r in d.search_space("binary").ranges:
         assert _get(train["HyperParameters"][r.name]) == f"Steps.tune.BestTrainingJob.TunedHyperParameters['{r.name}']"
@@ -204,7 +184,7 @@ def test_train_retrains_the_best_candidate(built: Built) -> None:
     assert {"Get": "Steps.tune.BestTrainingJob.TrainingJobName"} in checkpoint
 
 
-def test_check_reads_the_metric_evaluate_writes(built: Built) -> None:
+def test_check_reads_the_metric_evaluate_writes(built: Builds) -> None:
     steps = _steps(built.cold)
     (condition,) = steps["check"]["Arguments"]["Conditions"]
     path, _, _ = d.EVALUATION_METRIC["binary"]
@@ -238,7 +218,7 @@ def test_the_metric_path_exists_in_what_evaluate_py_reports(problem: str) -> Non
     assert isinstance(report, float)
 
 
-def test_failing_the_check_stops_with_the_metric_and_the_threshold(built: Built) -> None:
+def test_failing_the_check_stops_with_the_metric_and_the_threshold(built: Builds) -> None:
     (fail,) = _steps(built.cold)["check"]["Arguments"]["ElseSteps"]
     values = fail["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     assert any(isinstance(v, dict) and "Std:JsonGet" in v for v in values)
@@ -246,7 +226,7 @@ def test_failing_the_check_stops_with_the_metric_and_the_threshold(built: Built)
     assert any("auc" in v for v in values if isinstance(v, str))
 
 
-def test_register_records_the_evaluation_and_the_approval_parameter(built: Built) -> None:
+def test_register_records_the_evaluation_and_the_approval_parameter(built: Builds) -> None:
     register = _steps(built.cold)["register"]["Arguments"]
     assert register["ModelPackageGroupName"] == TARGET.model_package_group
     assert _get(register["ModelApprovalStatus"]) == "Parameters.ModelApprovalStatus"
@@ -256,14 +236,14 @@ def test_register_records_the_evaluation_and_the_approval_parameter(built: Built
     assert _get(container["ModelDataUrl"]) == "Steps.train.ModelArtifacts.S3ModelArtifacts"
 
 
-def test_every_job_step_is_cached(built: Built) -> None:
+def test_every_job_step_is_cached(built: Builds) -> None:
     jobs = [s for s in _steps(built.cold).values() if s["Type"] in ("Processing", "Training", "Tuning", "Transform")]
     assert len(jobs) == 7
     for s in jobs:
         assert s["CacheConfig"]["Enabled"] is True, s["Name"]
 
 
-def test_scripts_come_from_the_code_package_by_s3_uri(built: Built) -> None:
+def test_scripts_come_from_the_code_package_by_s3_uri(built: Builds) -> None:
     steps = _steps(built.cold)
     for name in ("etl", "preprocess", "evaluate", "baseline"):
         args = steps[name]["Arguments"]
@@ -283,7 +263,7 @@ def test_scripts_come_from_the_code_package_by_s3_uri(built: Built) -> None:
         assert "def model_fn(" in (TRAINING_CODE / env["SAGEMAKER_PROGRAM"]).read_text()
 
 
-def test_vpc_and_kms_reach_every_job(built: Built) -> None:
+def test_vpc_and_kms_reach_every_job(built: Builds) -> None:
     steps = _steps(built.cold)
     subnets, groups, key = list(TARGET.subnet_ids), list(TARGET.security_group_ids), TARGET.kms_key_arn
     for name in ("etl", "preprocess", "evaluate", "baseline"):
@@ -302,7 +282,7 @@ def test_vpc_and_kms_reach_every_job(built: Built) -> None:
     assert transform["TransformResources"]["VolumeKmsKeyId"] == key
 
 
-def test_the_baseline_lands_where_model_monitor_reads_it(built: Built) -> None:
+def test_the_baseline_lands_where_model_monitor_reads_it(built: Builds) -> None:
     (out,) = _steps(built.cold)["baseline"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
     assert out["S3Output"]["S3Uri"] == f"s3://{TARGET.bucket}/monitoring/baseline"
 

@@ -98,7 +98,7 @@ def test_wrong_field_counts_are_issues_and_missing_or_extra_columns(tmp_path: Pa
         record("1,10.0,north"),
         record("2,11.0"),  # one field short
         record("3,12.0,south,extra"),  # one field too many
-        record("tenure,charges,region\n4,13.0,east"),  # a header row sent by the client
+        record("region,tenure,charges,customer_id\neast,4,13.0,C7"),  # with a header: matched by name
         record(json.dumps([{"tenure": 5, "charges": 1.0, "region": "west", "coupon": "X"}]),
                "application/json", "JSON"),
         record("", "text/csv", "CSV"),
@@ -107,15 +107,15 @@ def test_wrong_field_counts_are_issues_and_missing_or_extra_columns(tmp_path: Pa
     reader, cols = read(tmp_path)
     assert cols["tenure"] == ["1", "4", "5"]
     assert issues(reader) == [("a.jsonl", 2, "wrong_field_count"), ("a.jsonl", 3, "wrong_field_count"),
-                              ("a.jsonl", 4, "header_row"), ("a.jsonl", 6, "empty_body"),
-                              ("a.jsonl", 7, "bad_body")]
+                              ("a.jsonl", 6, "empty_body"), ("a.jsonl", 7, "bad_body")]
+    assert (cols["charges"][1], cols["region"][1]) == ("13.0", "east")
     missing, extra = reader.column_tally()
     assert missing == {"region": 1}  # columns match by position: a short row lacks the last ones
-    assert extra == {"coupon": 1, "_c3": 1}
+    assert extra == {"coupon": 1, "customer_id": 1, "_c3": 1}
     kinds = sorted((v["feature_name"], v["constraint_check_type"])
                    for v in check_columns(ColumnTally(missing, extra), reader.rows))
     assert kinds == [("_c3", "extra_column_check"), ("coupon", "extra_column_check"),
-                     ("region", "missing_column_check")]
+                     ("customer_id", "extra_column_check"), ("region", "missing_column_check")]
 
 
 def test_a_column_no_json_request_carries_is_missing(tmp_path: Path) -> None:

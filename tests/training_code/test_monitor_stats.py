@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 from monitor_checks import (
     MonitoringConfig,
+    check_feature,
     constraints_json,
     read_constraints,
     suggest_completeness,
@@ -164,3 +165,20 @@ def test_a_malformed_constraints_file_is_refused_naming_the_field(path: tuple[st
     node[path[-1]] = value
     with pytest.raises(ValueError, match=message):
         read_constraints(doc)
+
+
+def test_chi_squared_drift_method_flags_a_changed_mix_by_its_p_value() -> None:
+    base = FeatureProfile("plan", "String")
+    base.update(pa.array(["a"] * 600 + ["b"] * 300 + ["c"] * 100))
+    doc = constraints_json([base])
+    doc["monitoring_config"]["distribution_constraints"].update(
+        {"categorical_drift_method": "ChiSquared", "categorical_comparison_threshold": 0.01})
+    (constraint,) = read_constraints(doc)
+    (baseline,) = read_statistics(statistics_json([base], 1000))
+    same, changed = FeatureProfile("plan", "String"), FeatureProfile("plan", "String")
+    same.update(pa.array(["a"] * 61 + ["b"] * 29 + ["c"] * 10))
+    changed.update(pa.array(["a"] * 40 + ["b"] * 40 + ["c"] * 20))
+    assert check_feature(constraint, baseline, same)[0] == []
+    found, verdict = check_feature(constraint, baseline, changed)
+    assert [v["constraint_check_type"] for v in found] == ["baseline_drift_check"]
+    assert verdict.method == "Chi-squared p-value" and verdict.distance < 0.01

@@ -1,0 +1,167 @@
+"""`mlops run` end to end on small data: the main job, its caching, its failure path, and serving."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--rows", "2000", "--trials", "3", "--parallel", "2"]
+
+
+def mlops(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLOPS_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mlops-home")
+
+
+@pytest.fixture(scope="module")
+def first_run(home: Path) -> subprocess.CompletedProcess[str]:
+    return mlops(home, "run", *SMALL, "--run-id", "first")
+
+
+def test_run_trains_registers_and_scores(home: Path, first_run: subprocess.CompletedProcess[str]) -> None:
+    assert first_run.returncode == 0, first_run.stdout + first_run.stderr
+    run = home / "runs" / "first"
+    evaluation = json.loads((run / "evaluate" / "evaluation.json").read_text())
+    auc = evaluation["binary_classification_metrics"]["auc"]["value"]
+    assert 0.7 < auc <= 1.0
+    for step in ("etl", "preprocess", "tune", "train", "evaluate", "register", "baseline", "transform"):
+        assert f"\n  {step}" in first_run.stdout, f"summary lacks {step}"
+    assert "serve it:" in first_run.stdout
+    current = home / "registry" / "current"
+    version = json.loads((current / "version.json").read_text())
+    assert version["approval_status"] == "PendingManualApproval"
+    assert (current / "model" / "model.ubj").exists()
+    assert (current / "baseline" / "statistics.json").exists()
+    predictions = list((run / "transform").glob("*.out"))
+    assert predictions and predictions[0].read_text().count("\n") > 100
+    # every tuning trial ran as its own process and left its log
+    assert len(list((run / "tune").glob("trial-*/log.txt"))) == 3
+    assert (home / "mlflow.db").exists()
+
+
+def test_second_run_reuses_every_step(home: Path, first_run: subprocess.CompletedProcess[str]) -> None:
+    assert first_run.returncode == 0
+    again = mlops(home, "run", *SMALL, "--run-id", "second")
+    assert again.returncode == 0, again.stderr
+    for step in ("etl", "preprocess", "tune", "train", "evaluate", "baseline", "transform"):
+        assert f"- {step}: cached, reused from run first" in again.stdout
+    first = (home / "runs" / "first" / "train" / "model" / "model.ubj").read_bytes()
+    assert (home / "runs" / "second" / "train" / "model" / "model.ubj").read_bytes() == first
+
+
+def test_failed_check_stops_before_registration(home: Path, first_run: subprocess.CompletedProcess[str]) -> None:
+    assert first_run.returncode == 0
+    before = (home / "registry" / "current" / "version.json").read_text()
+    failed = mlops(home, "run", *SMALL, "--threshold", "0.999", "--run-id", "strict")
+    assert failed.returncode == 3
+    assert "below the threshold 0.999" in failed.stderr and "auc" in failed.stderr
+    assert not (home / "runs" / "strict" / "baseline").exists()
+    assert (home / "registry" / "current" / "version.json").read_text() == before
+
+
+def test_bring_your_own_regression_data(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    n = 600
+    size = rng.uniform(30, 200, n)
+    rooms = rng.integers(1, 6, n)
+    district = rng.choice(["old-town", "harbour", "hills"], n)
+    price = 2.5 * size + 20 * rooms + np.select([district == "harbour"], [80.0], 0.0) + rng.normal(0, 15, n)
+    data = tmp_path / "homes.csv"
+    pd.DataFrame({"floor_area": size.round(1), "rooms": rooms, "district": district,
+                  "asking_price": price.round(2)}).to_csv(data, index=False)
+    res = mlops(tmp_path / "home", "run", "--data", str(data), "--target", "asking_price", "--trials", "2",
+                "--threshold", "0.5")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "(regression)" in res.stdout and "etl: skipped" in res.stdout
+    run = next((tmp_path / "home" / "runs").iterdir())
+    r2 = json.loads((run / "evaluate" / "evaluation.json").read_text())["regression_metrics"]["r2"]["value"]
+    assert r2 > 0.8
+
+
+def test_bad_data_argument_fails_before_work(tmp_path: Path) -> None:
+    res = mlops(tmp_path / "home", "run", "--data", str(tmp_path / "missing.csv"), "--target", "y")
+    assert res.returncode == 2 and "no such file" in res.stderr
+    assert not (tmp_path / "home" / "runs").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(home: Path, first_run: subprocess.CompletedProcess[str]) -> Iterator[int]:
+    assert first_run.returncode == 0
+    port = _free_port()
+    env = {**os.environ, "MLOPS_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port), "--workers", "1"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/ping")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"server did not start: {proc.communicate()[0]}")
+    yield port
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def _post(port: int, body: str, ctype: str = "text/csv") -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/invocations", body=body.encode(), headers={"Content-Type": ctype})
+    resp = conn.getresponse()
+    return resp.status, resp.read().decode()
+
+
+def test_serve_scores_rows_rejects_bad_ones_and_captures(home: Path, server: int) -> None:
+    raw = pd.read_parquet(home / "runs" / "first" / "preprocess" / "raw_test" / "data.parquet").head(3)
+    status, body = _post(server, raw.to_csv(index=False))
+    assert status == 200
+    predictions = json.loads(body)["predictions"]
+    assert len(predictions) == 3 and {"label", "probability"} <= set(predictions[0])
+
+    status, body = _post(server, "1,2,3")
+    assert status == 400 and "expected" in json.loads(body)["error"]
+    status, body = _post(server, "x", "text/plain")
+    assert status == 415
+    row = raw.iloc[0].to_dict()
+    row["monthly_charges"] = "lots"
+    status, body = _post(server, json.dumps(row), "application/json")
+    assert status == 400 and "monthly_charges" in json.loads(body)["error"]
+
+    time.sleep(0.2)
+    files = list((home / "capture").rglob("*.jsonl"))
+    assert files, "no data-capture file written"
+    records = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert len(records) == 1  # only the successful request is captured
+    captured = records[0]["captureData"]
+    assert captured["endpointInput"]["encoding"] == "CSV" and captured["endpointOutput"]["mode"] == "OUTPUT"
+    assert records[0]["eventMetadata"]["inferenceTime"].endswith("Z")

@@ -1,0 +1,89 @@
+"""The stage config: defaults per stage, overrides from context, and loud failures naming the field."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from infra.config import ConfigError, from_context, stage_config
+
+ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-models-prod/7"
+
+
+def test_prod_keeps_data_and_dev_can_be_destroyed() -> None:
+    dev, prod = stage_config("dev"), stage_config("prod")
+    assert (dev.retain_data, dev.termination_protection) == (False, False)
+    assert (prod.retain_data, prod.termination_protection) == (True, True)
+    assert prod.endpoint_min_instances >= 2 > dev.endpoint_min_instances
+    assert dev.account is None and dev.region is None  # environment-agnostic by default
+
+
+def test_names_carry_the_stage_so_both_stages_fit_in_one_account() -> None:
+    dev, prod = stage_config("dev"), stage_config("prod")
+    names = {(c.pipeline_name, c.model_package_group, c.endpoint_name, c.stack_name("serving")) for c in (dev, prod)}
+    assert len(names) == 2
+    assert dev.pipeline_name == "churn-training-dev"
+    assert prod.stack_name("data-lake") == "mlops-prod-data-lake"
+
+
+def test_a_misspelt_field_fails_naming_it_and_the_likely_one() -> None:
+    with pytest.raises(ConfigError, match=re.escape("'endpoint_instnce_type' (did you mean 'endpoint_instance_type'?)")):
+        stage_config("dev", {"endpoint_instnce_type": "ml.m5.large"})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"endpoint_max_instances": "4"}, "dev.endpoint_max_instances: expected int"),
+        ({"retain_data": 1}, "dev.retain_data: expected bool"),
+        ({"account": "12345"}, "dev.account"),
+        ({"region": "Europe"}, "dev.region"),
+        ({"endpoint_instance_type": "m5.large"}, "dev.endpoint_instance_type"),
+        ({"etl_schedule": "every day"}, "dev.etl_schedule"),
+        ({"endpoint_min_instances": 3, "endpoint_max_instances": 2}, "dev.endpoint_max_instances"),
+        ({"nat_gateways": 3, "max_azs": 2}, "dev.nat_gateways"),
+        ({"raw_infrequent_access_after_days": 10}, "dev.raw_infrequent_access_after_days"),
+        ({"log_retention_days": 10}, "dev.log_retention_days"),
+        ({"github_repo": "not a repo"}, "dev.github_repo"),
+        ({"model_package_arn": "arn:aws:s3:::bucket"}, "dev.model_package_arn"),
+        ({"mlflow_server_size": "Huge"}, "dev.mlflow_server_size"),
+        ({"drift_threshold": 2.0}, "dev.drift_threshold"),
+    ],
+)
+def test_invalid_values_fail_naming_the_field(overrides: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(field)):
+        stage_config("dev", overrides)
+
+
+def test_context_overrides_one_stage_from_json_text_as_cdk_passes_it() -> None:
+    configs = from_context({"mlops:prod": '{"region": "eu-west-1", "github_repo": "acme/churn"}'})
+    assert configs["prod"].region == "eu-west-1" and configs["prod"].github_repo == "acme/churn"
+    assert configs["dev"].region is None
+
+
+def test_model_package_arn_applies_to_stages_that_do_not_set_their_own() -> None:
+    own = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-models-dev/1"
+    configs = from_context({"modelPackageArn": ARN, "mlops:dev": {"model_package_arn": own}})
+    assert configs["dev"].model_package_arn == own
+    assert configs["prod"].model_package_arn == ARN
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"modelPackageARN": ARN}, "'modelPackageARN' (did you mean 'modelPackageArn'?)"),
+        ({"mlops:staging": {}}, "'mlops:staging'"),
+        ({"mlops:prod": "{region: eu-west-1}"}, "context.mlops:prod: not valid JSON"),
+        ({"mlops:prod": ["region"]}, "context.mlops:prod: must be a JSON object"),
+        ({"mlops:dev": {"stage": "prod"}}, "dev.stage"),
+    ],
+)
+def test_context_typos_fail_loudly(context: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        from_context(context)
+
+
+def test_cdk_and_feature_flag_context_keys_are_left_alone() -> None:
+    configs = from_context({"@aws-cdk/aws-iam:minimizePolicies": True, "aws:cdk:enable-path-metadata": True})
+    assert set(configs) == {"dev", "prod"}

@@ -1,0 +1,171 @@
+"""The data-lake stack: zones, lifecycle, Glue database, the ETL job and what starts it; a moto deploy."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+
+from infra.glue_etl import ETL_SCRIPT, local_modules, modules_zip
+from pipelines.paths import TRAINING_CODE
+
+STACK = "mlops-dev-data-lake"
+
+
+def bucket(synth: Any, stack: str, zone: str) -> dict[str, Any]:
+    found = [v["Properties"] for k, v in synth.resources(stack, "AWS::S3::Bucket").items()
+             if k.startswith(f"DataLake{zone}")]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_raw_ages_into_infrequent_access_then_archive_and_old_versions_expire(synth: Any) -> None:
+    rules = {r["Id"]: r for r in bucket(synth, STACK, "Raw")["LifecycleConfiguration"]["Rules"]}
+    assert [(t["StorageClass"], t["TransitionInDays"]) for t in rules["raw-to-infrequent-access-then-archive"]["Transitions"]] \
+        == [("STANDARD_IA", 30), ("GLACIER", 90)]
+    for zone in ("Raw", "Curated", "Quarantine", "Artifacts"):
+        rules = {r["Id"]: r for r in bucket(synth, STACK, zone)["LifecycleConfiguration"]["Rules"]}
+        assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 90
+
+
+def test_only_the_raw_zone_sends_events(synth: Any) -> None:
+    notifications = synth.resources(STACK, "Custom::S3BucketNotifications")
+    assert len(notifications) == 1
+    props = next(iter(notifications.values()))["Properties"]
+    assert props["NotificationConfiguration"] == {"EventBridgeConfiguration": {}}
+    assert "DataLakeRaw" in json.dumps(props["BucketName"])
+
+
+def test_glue_job_runs_etl_py_on_glue_5_with_its_modules_and_spec(synth: Any) -> None:
+    job = synth.one(STACK, "AWS::Glue::Job")
+    args = job["DefaultArguments"]
+    assert job["GlueVersion"] == "5.0" and job["Command"]["Name"] == "glueetl"
+    assert job["SecurityConfiguration"]
+    assert args["--job-bookmark-option"] == "job-bookmark-enable"
+    for name in ("--raw_path", "--curated_path", "--quarantine_path", "--report_path"):
+        assert json.dumps(args[name]).startswith('{"Fn::Join": ["", ["s3://"'), name
+    assert "/churn/" in json.dumps(args["--curated_path"]) and "/etl/reports/churn/" in json.dumps(args["--report_path"])
+    # Modules travel as one zip (importable by name); the spec under its asset name, which the job is told.
+    assert json.dumps(args["--extra-py-files"]).endswith('.zip"]]}')
+    assert json.dumps(args["--extra-files"]).endswith(f'/{args["--spec_path"]}"]]}}')
+    assert args["--spec_path"].endswith(".json")
+
+
+def test_every_module_etl_py_imports_is_shipped(synth: Any, tmp_path: Any) -> None:
+    shipped = {p.name for p in local_modules(ETL_SCRIPT)}
+    tree = ast.parse(ETL_SCRIPT.read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    local = {f"{m}.py" for m in imported if (TRAINING_CODE / f"{m}.py").is_file()}
+    assert local and local <= shipped
+    # The zip is deterministic (its asset hash, so the deployed job, changes only with the code).
+    import zipfile
+    first = modules_zip(local_modules(ETL_SCRIPT)).read_bytes()
+    assert first == modules_zip(local_modules(ETL_SCRIPT)).read_bytes()
+    (tmp_path / "m.zip").write_bytes(first)
+    assert sorted(zipfile.ZipFile(tmp_path / "m.zip").namelist()) == sorted(shipped)
+
+
+def test_glue_encrypts_its_output_logs_and_bookmarks_with_the_lake_key(synth: Any) -> None:
+    config = synth.one(STACK, "AWS::Glue::SecurityConfiguration")["EncryptionConfiguration"]
+    assert config["S3Encryptions"][0]["S3EncryptionMode"] == "SSE-KMS"
+    assert config["CloudWatchEncryption"]["CloudWatchEncryptionMode"] == "SSE-KMS"
+    assert config["JobBookmarksEncryption"]["JobBookmarksEncryptionMode"] == "CSE-KMS"
+
+
+def test_new_raw_data_and_the_schedule_start_one_batched_workflow_then_the_crawler(synth: Any) -> None:
+    t = synth.template(STACK)
+    t.has_resource_properties("AWS::Glue::Trigger", {
+        "Type": "EVENT", "EventBatchingCondition": {"BatchSize": 50, "BatchWindow": 900},
+        "Actions": [{"JobName": Match.any_value()}]})
+    t.has_resource_properties("AWS::Glue::Trigger", {
+        "Type": "CONDITIONAL", "Actions": [{"CrawlerName": Match.any_value()}],
+        "Predicate": {"Conditions": [Match.object_like({"State": "SUCCEEDED", "LogicalOperator": "EQUALS"})]}})
+    rules = [r["Properties"] for r in synth.resources(STACK, "AWS::Events::Rule").values()]
+    on_raw = [r for r in rules if r.get("EventPattern", {}).get("detail-type") == ["Object Created"]]
+    scheduled = [r for r in rules if r.get("ScheduleExpression") == "cron(0 2 * * ? *)"]
+    assert len(on_raw) == 1 and len(scheduled) == 1
+    assert "DataLakeRaw" in json.dumps(on_raw[0]["EventPattern"]["detail"])
+    for rule in (on_raw[0], scheduled[0]):
+        assert ":workflow/" in json.dumps(rule["Targets"][0]["Arn"])
+    # EventBridge may notify that workflow, nothing else.
+    t.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": [
+        {"Action": "glue:notifyEvent", "Effect": "Allow", "Resource": Match.object_like({"Fn::Join": Match.any_value()})}]}})
+
+
+def test_crawler_catalogs_the_curated_zone_into_the_lake_database(synth: Any) -> None:
+    crawler = synth.one(STACK, "AWS::Glue::Crawler")
+    assert crawler["DatabaseName"] == "mlops_dev_lake"
+    assert "DataLakeCurated" in json.dumps(crawler["Targets"]["S3Targets"][0]["Path"])
+    assert crawler["CrawlerSecurityConfiguration"]
+    assert synth.one(STACK, "AWS::Glue::Database")["DatabaseInput"]["Name"] == "mlops_dev_lake"
+
+
+def moto_ready(template: dict[str, Any]) -> dict[str, Any]:
+    """The template minus what moto cannot run: Lambda-backed custom resources (they would need
+    Docker), the bootstrap-version rule; KMS tags in the API's TagKey form moto's parser reads."""
+    t = json.loads(json.dumps(template))
+    t.pop("Rules", None)
+    t.get("Parameters", {}).pop("BootstrapVersion", None)
+    drop = {k for k, v in t["Resources"].items()
+            if v["Type"].startswith("Custom::") or v["Type"] == "AWS::Lambda::Function"}
+    for k in drop:
+        del t["Resources"][k]
+    for v in t["Resources"].values():
+        if isinstance(v.get("DependsOn"), list):
+            v["DependsOn"] = [d for d in v["DependsOn"] if d not in drop]
+        elif v.get("DependsOn") in drop:
+            del v["DependsOn"]
+        if v["Type"] == "AWS::KMS::Key":
+            v["Properties"]["Tags"] = [{"TagKey": x["Key"], "TagValue": x["Value"]} for x in v["Properties"]["Tags"]]
+    return t
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
+    for k, v in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
+                 "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(k, v)
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(k, raising=False)
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.mark.parametrize("stack", ["mlops-dev-data-lake", "mlops-prod-data-lake"])
+def test_data_lake_template_deploys_to_moto(synth: Any, aws: Any, stack: str) -> None:
+    import boto3
+
+    cfn = boto3.client("cloudformation")
+    cfn.create_stack(StackName=stack, TemplateBody=json.dumps(moto_ready(synth.templates[stack])),
+                     Capabilities=["CAPABILITY_IAM"])
+    assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    resources = {r["LogicalResourceId"]: r for r in cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]}
+    key_id = next(r["PhysicalResourceId"] for k, r in resources.items() if k.startswith("DataLakeKey"))
+
+    s3 = boto3.client("s3")
+    names = {k: r["PhysicalResourceId"] for k, r in resources.items() if r["ResourceType"] == "AWS::S3::Bucket"}
+    assert len(names) == 5 and {b["Name"] for b in s3.list_buckets()["Buckets"]} == set(names.values())
+    for logical_id, name in names.items():
+        rule = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0]
+        sse = rule["ApplyServerSideEncryptionByDefault"]
+        if logical_id.startswith("DataLakeAccessLogs"):
+            assert sse["SSEAlgorithm"] == "AES256"
+        else:
+            assert sse["SSEAlgorithm"] == "aws:kms" and sse["KMSMasterKeyID"].endswith(key_id)
+
+    # The rule that starts the ETL watches the bucket CloudFormation actually created.
+    events = boto3.client("events")
+    patterns = [json.loads(r["EventPattern"]) for r in events.list_rules()["Rules"] if "EventPattern" in r]
+    raw_name = next(n for k, n in names.items() if k.startswith("DataLakeRaw"))
+    assert {"source": ["aws.s3"], "detail-type": ["Object Created"],
+            "detail": {"bucket": {"name": [raw_name]}}} in patterns
+    roles = {r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]}
+    assert any("EtlJobRole" in r for r in roles) and any("EtlCrawlerRole" in r for r in roles)
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"  # never real credentials

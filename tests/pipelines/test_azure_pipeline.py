@@ -1,0 +1,280 @@
+"""The Azure ML target, built and exported offline: the YAML `mlops pipeline export --target azure`
+writes is read back with `azure.ai.ml.load_job`, and the glue its nodes run around the scripts is
+executed here, against the scripts' own argument parsers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelines import definition as d
+from pipelines.azure import AzureTarget, build_pipeline_job, endpoint, quiet, step_names, sweep_ranges, upstream
+from pipelines.cli import main
+from pipelines.paths import TRAINING_CODE
+
+
+@dataclass
+class Exported:
+    path: Path
+    text: str
+    data: dict[str, Any]
+    job: Any
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
+    path = tmp_path_factory.mktemp("azure-export") / "ci" / "pipeline.yml"
+    assert main(["pipeline", "export", "--target", "azure", "--out", str(path)]) == 0
+    from azure.ai.ml import load_job
+
+    with quiet():
+        job = load_job(path)
+    text = path.read_text()
+    return Exported(path, text, yaml.safe_load(text), job)
+
+
+def _render(command: str, values: dict[str, Any]) -> str:
+    """Bind ${{inputs.x}} / ${{outputs.x}} as Azure ML does before it runs the command."""
+    def bind(match: re.Match[str]) -> str:
+        return str(values[match.group(1)])
+
+    return re.sub(r"\$\{\{(?:inputs|outputs)\.(\w+)\}\}", bind, command)
+
+
+def _bash(command: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TMPDIR": str(cwd or Path.cwd())})
+
+
+def _argv(command: str, script: str, cwd: Path) -> list[str]:
+    """The arguments `script` receives once bash has expanded the command's line."""
+    echo = f"{sys.executable} -c \"import json, sys; print(json.dumps(sys.argv[1:]))\""
+    first = command.split(" && ")[0] if command.startswith(f"python {script}") else command
+    result = _bash(first.replace(f"python {script}", echo, 1), cwd)
+    assert result.returncode == 0, result.stderr
+    return list(json.loads(result.stdout))
+
+
+def _component(exported: Exported, name: str) -> dict[str, Any]:
+    node = exported.data["jobs"][name]
+    return dict(node["trial"] if node["type"] == "sweep" else node["component"])
+
+
+# -- the job ------------------------------------------------------------------------------------
+
+def test_nodes_are_the_definition_steps_in_order(exported: Exported) -> None:
+    assert step_names(build_pipeline_job(AzureTarget())) == d.STEP_NAMES
+    assert list(exported.data["jobs"]) == list(d.STEP_NAMES)
+    assert sorted(exported.job.jobs) == sorted(d.STEP_NAMES)  # load_job sorts them by name
+    assert exported.data["jobs"]["tune"]["type"] == "sweep"
+    # Azure runs a DAG: each node reads only from nodes before it in the definition's order.
+    for name, sources in upstream(exported.data).items():
+        assert all(d.STEP_NAMES.index(s) < d.STEP_NAMES.index(name) for s in sources), name
+    assert upstream(exported.data)["train"] == {"preprocess", "tune"}
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return [node] if isinstance(node, str) else []
+
+
+def test_the_export_has_no_local_path_and_points_at_the_code(exported: Exported) -> None:
+    absolute = [p for s in _strings(exported.data) for p in re.findall(r"(?:^|[\s=])(/[A-Za-z][^\s'\"]*)", s)]
+    assert absolute == []
+    codes = {_component(exported, name)["code"] for name in d.STEP_NAMES}
+    assert len(codes) == 1
+    (code,) = codes
+    assert not Path(code).is_absolute()
+    assert (exported.path.parent / code).resolve() == TRAINING_CODE.resolve()
+
+
+def test_each_node_runs_its_definition_script(exported: Exported) -> None:
+    for s in d.STEPS:
+        if s.script is None:
+            continue
+        command = _component(exported, s.name)["command"]
+        expected = "inference" if s.name == "transform" else f"python {s.script}"
+        assert expected in command, s.name
+        assert (TRAINING_CODE / s.script).is_file()
+
+
+def test_pipeline_inputs_are_the_definition_parameters(exported: Exported) -> None:
+    inputs = exported.data["inputs"]
+    assert inputs["MetricThreshold"] == d.parameter("MetricThreshold").default
+    assert inputs["InputDataUrl"]["path"].startswith("azureml://")
+    check = exported.data["jobs"]["check"]["inputs"]
+    assert check["threshold"]["path"] == "${{parent.inputs.MetricThreshold}}"
+
+
+# -- tuning -------------------------------------------------------------------------------------
+
+def test_the_sweep_is_the_shared_search_space(exported: Exported) -> None:
+    got = sweep_ranges(exported.job)
+    space = d.search_space("binary")
+    assert set(got["ranges"]) == {r.name for r in space.ranges}
+    for r in space.ranges:
+        kind, low, high, scale = got["ranges"][r.name]
+        assert (kind, scale) == (r.kind, r.scale)
+        assert low == pytest.approx(r.min) and high == pytest.approx(r.max)
+    assert got["objective"]["goal"] == space.objective.direction
+    assert got["limits"] == {"max_total_trials": d.parameter("TuningMaxTrials").default,
+                             "max_concurrent_trials": d.parameter("TuningParallelism").default}
+
+
+def test_the_primary_metric_is_the_name_train_py_logs(exported: Exported, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import train
+
+    logged: dict[str, float] = {}
+
+    class Run:
+        def __enter__(self) -> Run:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    fake = types.SimpleNamespace(active_run=lambda: None, start_run=lambda **_: Run(),
+                                 log_params=lambda _: None, log_metrics=logged.update,
+                                 log_artifacts=lambda *_, **__: None)
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "azureml://workspace")
+    cfg = train.parse_config(["--train", str(tmp_path), "--validation", str(tmp_path), "--transformer",
+                              str(tmp_path), "--model-dir", str(tmp_path), "--output-data-dir", str(tmp_path)])
+    train.log_to_mlflow(cfg, {"train:auc": 0.97, "validation:auc": 0.91})
+    assert sweep_ranges(exported.job)["objective"]["primary_metric"] in logged
+
+
+def test_a_trial_records_its_hyperparameters_and_train_reruns_them(exported: Exported, tmp_path: Path) -> None:
+    import train
+
+    sampled = {"eta": 0.05, "max_depth": 7, "min_child_weight": 2.5, "subsample": 0.8,
+               "colsample_bytree": 0.9, "reg_lambda": 1.5}
+    folders = {name: tmp_path / name for name in ("train", "validation", "transformer", "model", "metrics",
+                                                  "best_hyperparameters")}
+    for folder in folders.values():
+        folder.mkdir()
+    trial = _render(_component(exported, "tune")["command"], {**folders, **sampled})
+    trial_cfg = train.parse_config(_argv(trial, "train.py", tmp_path))
+    assert (trial_cfg.eta, trial_cfg.max_depth) == (0.05, 7)
+
+    # The trial's second half writes best_hyperparameters.json as the local run does ...
+    record = _bash(trial.split(" && ", 1)[1], tmp_path)
+    assert record.returncode == 0, record.stderr
+    best = json.loads((folders["best_hyperparameters"] / "best_hyperparameters.json").read_text())
+    assert best["hyperparameters"]["eta"] == "0.05" and best["hyperparameters"]["algorithm"] == "xgboost"
+
+    # ... and "train" turns the best trial's file back into the same flags.
+    retrain = _render(_component(exported, "train")["command"], folders)
+    cfg = train.parse_config(_argv(retrain, "train.py", tmp_path))
+    for name, value in sampled.items():
+        assert getattr(cfg, name) == pytest.approx(value), name
+    assert cfg.num_round == int(d.XGBOOST_STATIC["num_round"])
+
+
+def test_other_nodes_pass_arguments_their_scripts_accept(exported: Exported, tmp_path: Path) -> None:
+    import etl
+    import evaluate
+    import preprocess
+
+    folders = {k: tmp_path / k for k in ("raw", "curated", "quarantine", "report", "model", "test", "evaluation",
+                                         *d.step("preprocess").outputs)}
+    etl_args = etl.parse_args(_argv(_render(_component(exported, "etl")["command"], folders), "etl.py",
+                                    tmp_path), glue=False)
+    assert etl_args.curated_path == str(folders["curated"]) and etl_args.spec_path == "specs/churn.json"
+    pre = preprocess.parse_config(_argv(_render(_component(exported, "preprocess")["command"], folders),
+                                        "preprocess.py", tmp_path))
+    assert pre.problem_type == "binary"
+    ev = evaluate.parse_args(_argv(_render(_component(exported, "evaluate")["command"], folders),
+                                   "evaluate.py", tmp_path))
+    assert ev.output_dir == folders["evaluation"]
+
+
+# -- the check and what depends on it ------------------------------------------------------------
+
+@pytest.mark.parametrize(("auc", "threshold", "passes"), [(0.8, 0.75, True), (0.7, 0.75, False)])
+def test_check_stops_below_the_threshold_with_metric_and_threshold(exported: Exported, tmp_path: Path,
+                                                                    auc: float, threshold: float,
+                                                                    passes: bool) -> None:
+    evaluation, verdict = tmp_path / "evaluation", tmp_path / "check"
+    evaluation.mkdir()
+    verdict.mkdir()
+    (evaluation / "evaluation.json").write_text(json.dumps(
+        {"binary_classification_metrics": {"auc": {"value": auc, "standard_deviation": 0.01}}}))
+    command = _render(_component(exported, "check")["command"],
+                      {"evaluation": evaluation, "threshold": threshold, "check": verdict})
+    result = _bash(command, tmp_path)
+    assert (result.returncode == 0) is passes
+    assert (verdict / "check.json").exists() is passes
+    message = result.stdout + result.stderr
+    assert f"auc = {auc:.5f}" in message and f"threshold (MetricThreshold) = {threshold}" in message
+
+
+def test_register_baseline_and_transform_wait_for_the_check(exported: Exported) -> None:
+    for name in ("register", "baseline", "transform"):
+        node = exported.data["jobs"][name]
+        assert node["inputs"]["check"]["path"] == "${{parent.jobs.check.outputs.check}}"
+        assert node["component"]["command"].startswith("test -f ${{inputs.check}}/check.json && ")
+
+
+def test_the_registered_model_is_named_after_the_model_group(exported: Exported) -> None:
+    output = exported.data["jobs"]["register"]["outputs"]["model_version"]
+    assert output == {"name": d.MODEL_PACKAGE_GROUP, "type": "custom_model"}
+
+
+# -- endpoint, settings ---------------------------------------------------------------------------
+
+def test_the_endpoint_serves_inference_py_and_captures_traffic() -> None:
+    ep, deployment = endpoint(AzureTarget(), model_version="3")
+    assert deployment.endpoint_name == ep.name and ep.auth_mode == "key"
+    assert deployment.model == f"azureml:{d.MODEL_PACKAGE_GROUP}:3"
+    script = Path(deployment.code_configuration.code) / deployment.code_configuration.scoring_script
+    source = script.read_text()
+    assert "def init()" in source and "def run(" in source
+    assert {k: c.enabled for k, c in deployment.data_collector.collections.items()} == {
+        "model_inputs": "true", "model_outputs": "true"}
+    assert endpoint(AzureTarget())[1].model == f"azureml:{d.MODEL_PACKAGE_GROUP}@latest"
+
+
+def test_submit_without_a_workspace_names_the_missing_settings(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["pipeline", "submit", "--target", "azure"]) == 2
+    err = capsys.readouterr().err
+    assert "--subscription-id" in err and "--resource-group" in err and "--workspace" in err
+
+
+@pytest.mark.parametrize(("field", "value"), [("problem_type", "ranking"), ("spec", "specs/nope.json"),
+                                              ("input_data_uri", "data/raw")])
+def test_a_bad_azure_target_names_the_field(field: str, value: str) -> None:
+    with pytest.raises(ValueError, match=rf"\b{field}\b"):
+        AzureTarget(**{field: value})
+
+
+def test_reloading_keeps_the_commands(exported: Exported, tmp_path: Path) -> None:
+    """What load_job read is what was written: dump the reloaded job and compare the commands."""
+    import io
+
+    stream = io.StringIO()
+    with quiet():
+        exported.job.dump(stream)
+    again = yaml.safe_load(stream.getvalue())
+    for name in d.STEP_NAMES:
+        node = again["jobs"][name]
+        reloaded = (node["trial"] if node["type"] == "sweep" else node["component"])["command"]
+        assert shlex.split(reloaded, posix=False) == shlex.split(_component(exported, name)["command"], posix=False)

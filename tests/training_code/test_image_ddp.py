@@ -1,0 +1,61 @@
+"""Distributed data parallel: the same script under torchrun with 2 CPU processes (gloo) trains the
+model 1 process trains, because each global batch is split across the processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import image_data
+import image_preprocess
+import image_train
+import pytest
+import torch
+
+TRAINING_CODE = Path(__file__).resolve().parents[2] / "training_code"
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("digits_ddp")
+    image_data.main(["--out", str(root / "raw"), "--source", "digits", "--per-class", "20", "--size", "16"])
+    image_preprocess.main(["--input", str(root / "raw"), "--output-dir", str(root / "split")])
+    return root / "split"
+
+
+def _args(data: Path, out: Path) -> list[str]:
+    return ["--train", str(data / "train"), "--validation", str(data / "validation"),
+            "--model-dir", str(out / "model"), "--output-data-dir", str(out / "output"),
+            "--epochs", "2", "--batch-size", "16", "--lr", "3e-3", "--width", "8", "--workers", "0",
+            "--image-size", "16", "--augment", "light", "--no-export"]
+
+
+def _state(out: Path) -> dict[str, torch.Tensor]:
+    saved: dict[str, Any] = torch.load(out / "model" / "model.pt", weights_only=True)
+    return saved["state_dict"]
+
+
+def test_two_processes_train_the_same_model_as_one(digits: Path, tmp_path: Path) -> None:
+    assert image_train.main(_args(digits, tmp_path / "one")) == 0
+
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "image_train.py", *_args(digits, tmp_path / "two")],
+        cwd=TRAINING_CODE, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 process(es) on cpu" in run.stdout
+    assert run.stdout.count("validation:accuracy=") == 2 + 1, "metrics are printed by one process only"
+
+    one, two = _state(tmp_path / "one"), _state(tmp_path / "two")
+    for name, w in one.items():
+        torch.testing.assert_close(two[name], w, rtol=1e-3, atol=1e-4, msg=name)
+    m1 = json.loads((tmp_path / "one" / "model" / "model_meta.json").read_text())
+    m2 = json.loads((tmp_path / "two" / "model" / "model_meta.json").read_text())
+    assert m2["training"]["world_size"] == 2
+    assert abs(m1["metrics"]["validation:loss"] - m2["metrics"]["validation:loss"]) < 1e-3
+    assert m1["metrics"]["validation:accuracy"] == m2["metrics"]["validation:accuracy"]

@@ -1,0 +1,170 @@
+"""The exported image model: ONNX fidelity, int8 accuracy, the serving handlers and evaluation."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import image_data
+import image_evaluate
+import image_export
+import image_inference
+import image_preprocess
+import image_train
+import numpy as np
+import pytest
+from image_inference import (
+    CorruptImageError,
+    InvalidInputError,
+    UnsupportedAcceptError,
+    UnsupportedContentTypeError,
+)
+from PIL import Image
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(model dir, test dir): a digits model trained with export, and 500 digits to test it on."""
+    root = tmp_path_factory.mktemp("digits_serving")
+    image_data.main(["--out", str(root / "raw"), "--source", "digits", "--per-class", "30", "--size", "16"])
+    image_preprocess.main(["--input", str(root / "raw"), "--output-dir", str(root / "split")])
+    image_data.main(["--out", str(root / "test"), "--source", "digits", "--per-class", "50", "--size", "16",
+                     "--seed", "7"])
+    image_train.main([
+        "--train", str(root / "split" / "train"), "--validation", str(root / "split" / "validation"),
+        "--model-dir", str(root / "model"), "--output-data-dir", str(root / "output"), "--epochs", "4",
+        "--batch-size", "16", "--lr", "3e-3", "--width", "12", "--workers", "0", "--image-size", "16",
+        "--augment", "none"])
+    return root / "model", root / "test"
+
+
+def _png(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_onnx_matches_pytorch(trained: tuple[Path, Path]) -> None:
+    model_dir, test_dir = trained
+    model, cfg, classes = image_export.load_torch_model(model_dir)
+    x, _ = image_export.load_folder(test_dir, classes, cfg.image_size, cfg.in_channels, limit=100)
+    assert image_export.max_abs_diff(model, model_dir / "model.onnx", x) < 1e-4
+    meta = json.loads((model_dir / "model_meta.json").read_text())
+    assert meta["quantization"]["onnx_max_abs_diff"] < 1e-4
+
+
+def test_int8_is_smaller_and_within_two_points_of_fp32(trained: tuple[Path, Path]) -> None:
+    model_dir, test_dir = trained
+    _, cfg, classes = image_export.load_torch_model(model_dir)
+    x, y = image_export.load_folder(test_dir, classes, cfg.image_size, cfg.in_channels)
+    report = image_export.compare(model_dir / "model.onnx", model_dir / "model_int8.onnx", x, y)
+    assert report["samples"] == 500
+    assert report["fp32_accuracy"] > 0.5, "the model under test must have learned something"
+    assert report["accuracy_drop_points"] <= 2.0, report
+    assert report["int8_bytes"] < report["fp32_bytes"] / 2, report
+
+
+def test_handlers_classify_png_jpeg_and_npy_batches(trained: tuple[Path, Path]) -> None:
+    model_dir, test_dir = trained
+    model = image_inference.model_fn(str(model_dir))
+    assert model.model_file == json.loads((model_dir / "model_meta.json").read_text())["serving_model"]
+    seven = np.asarray(Image.open(sorted((test_dir / "7").iterdir())[0]))
+
+    for ctype, body in (("image/png", _png(seven)), ("image/jpeg", _png(seven, "JPEG"))):
+        out = json.loads(image_inference.output_fn(
+            image_inference.predict_fn(image_inference.input_fn(body, ctype), model), "application/json"))
+        (pred,) = out["predictions"]
+        assert set(pred["probabilities"]) == {str(d) for d in range(10)}
+        assert abs(sum(pred["probabilities"].values()) - 1) < 1e-6
+        assert pred["label"] == max(pred["probabilities"], key=pred["probabilities"].get)
+
+    # A batch of raw pixels, any size and with a channel axis: the same answers as the single PNGs.
+    files = [sorted((test_dir / d).iterdir())[0] for d in ("0", "3", "7")]
+    singles = [image_inference.predict_fn(image_inference.input_fn(f.read_bytes(), "image/png"), model)["labels"][0]
+               for f in files]
+    batch = np.stack([np.asarray(Image.open(f).convert("RGB").resize((24, 24))) for f in files])
+    buf = io.BytesIO()
+    np.save(buf, batch)
+    pred = image_inference.predict_fn(image_inference.input_fn(buf.getvalue(), "application/x-npy"), model)
+    resized = [image_inference.predict_fn(
+        image_inference.input_fn(_png(np.asarray(Image.open(f).resize((24, 24)))), "image/png"), model)["labels"][0]
+        for f in files]
+    assert pred["labels"] == resized
+    assert sum(a == b for a, b in zip(singles, resized, strict=True)) >= 2  # resizing barely changes answers
+    csv = image_inference.output_fn(pred, "text/csv")
+    assert csv == "\n".join(pred["labels"]) + "\n"
+    proba = np.load(io.BytesIO(image_inference.output_fn(pred, "application/x-npy; q=1")))  # type: ignore[arg-type]
+    assert proba.shape == (3, 10)
+
+
+def test_bad_requests_are_client_errors_that_say_what_is_wrong(trained: tuple[Path, Path]) -> None:
+    model_dir, test_dir = trained
+    good = sorted((test_dir / "1").iterdir())[0].read_bytes()
+    with pytest.raises(CorruptImageError, match="corrupt or truncated") as err:
+        image_inference.input_fn(good[: len(good) // 2], "image/png")
+    assert err.value.status_code == 400
+    with pytest.raises(CorruptImageError, match="not an image"):
+        image_inference.input_fn(b"GIF89a-but-not-really", "image/jpeg")
+    with pytest.raises(UnsupportedContentTypeError) as ctype:
+        image_inference.input_fn(good, "text/plain")
+    assert ctype.value.status_code == 415
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((2, 16, 16), dtype=np.float32))
+    with pytest.raises(InvalidInputError, match="expected uint8 pixels"):
+        image_inference.input_fn(buf.getvalue(), "application/x-npy")
+    with pytest.raises(InvalidInputError, match=r"not a \.npy array"):
+        image_inference.input_fn(b"\x93NUMPY garbage", "application/x-npy")
+    model = image_inference.model_fn(str(model_dir))
+    pred = image_inference.predict_fn(image_inference.input_fn(good, "image/png"), model)
+    with pytest.raises(UnsupportedAcceptError):
+        image_inference.output_fn(pred, "application/xml")
+
+
+def test_azure_scoring_contract(trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model_dir, test_dir = trained
+    # Azure ML mounts the registered model in a sub-folder of AZUREML_MODEL_DIR.
+    (tmp_path / "image-model" / "1").mkdir(parents=True)
+    for f in model_dir.iterdir():
+        (tmp_path / "image-model" / "1" / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(tmp_path / "image-model"))
+    image_inference.init()
+    files = [sorted((test_dir / d).iterdir())[0].read_bytes() for d in ("2", "5")]
+    out = image_inference.run(json.dumps({"images": [base64.b64encode(f).decode() for f in files]}))
+    assert len(out["predictions"]) == 2
+    with pytest.raises(InvalidInputError, match="base64"):
+        image_inference.run(json.dumps({"images": ["***"]}))
+    with pytest.raises(CorruptImageError, match=r"images\[0\]"):
+        image_inference.run(json.dumps({"images": [base64.b64encode(b"nope").decode()]}))
+
+
+def test_evaluate_writes_model_quality_report_and_confusion_matrix(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    model_dir, test_dir = trained
+    assert image_evaluate.main(["--model-dir", str(model_dir), "--test", str(test_dir),
+                                "--output-dir", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    block = report["multiclass_classification_metrics"]
+    assert 0.5 < block["accuracy"]["value"] <= 1
+    assert block["accuracy"]["value"] > block["accuracy_best_constant_classifier"]["value"]
+    assert isinstance(block["weighted_f1"]["standard_deviation"], float)  # 500 images: spread is measured
+    assert sum(sum(row.values()) for row in block["confusion_matrix"].values()) == 500
+    with Image.open(tmp_path / "confusion_matrix.png") as png:
+        assert png.size[0] > 100
+    quant = json.loads((tmp_path / "quantization.json").read_text())
+    assert quant["int8"]["bytes"] < quant["fp32"]["bytes"]
+    assert abs(quant["accuracy_change_points"]) <= 2.0
+
+
+def test_binary_metrics_layout() -> None:
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 0])
+    proba = np.array([[0.9, 0.1], [0.8, 0.2], [0.4, 0.6], [0.3, 0.7], [0.2, 0.8], [0.6, 0.4], [0.1, 0.9], [0.7, 0.3]])
+    block = image_evaluate.classification_metrics(y, proba, ["defect", "ok"], positive="defect")
+    m = block["binary_classification_metrics"]
+    # "defect" (index 0) is the positive class: 3 of its 4 caught, 1 "ok" flagged as a defect.
+    assert m["recall"]["value"] == pytest.approx(0.75)
+    assert m["precision"]["value"] == pytest.approx(0.75)
+    assert m["accuracy"]["value"] == pytest.approx(0.75)
+    assert m["auc"]["value"] == pytest.approx(15 / 16)
+    assert m["confusion_matrix"] == {"defect": {"defect": 3, "ok": 1}, "ok": {"defect": 1, "ok": 3}}
+    assert m["recall"]["standard_deviation"] == "NaN"  # under 200 samples, as Model Monitor reports
