@@ -85,21 +85,22 @@ def bench_precision(batch: int, steps: int, repeats: int) -> None:
     _row("precision", rates, "fp32", "samples/s")
 
 
-def _torchrun_rate(nproc: int, data: Path, out: Path, epochs: int) -> float:
+def _torchrun_rate(nproc: int, data: Path, out: Path, epochs: int, threads: int) -> float:
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
          "image_train.py", "--train", str(data / "train"), "--validation", str(data / "validation"),
          "--model-dir", str(out / "model"), "--output-data-dir", str(out / "output"), "--epochs", str(epochs),
          "--batch-size", "64", "--width", "16", "--workers", "0", "--no-export", "--patience", "0"],
         cwd=TRAINING_CODE, capture_output=True, text=True, check=True,
-        env={**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // nproc))})
+        env={**os.environ, "OMP_NUM_THREADS": str(max(1, threads // nproc))})
     rates = [float(v) for v in re.findall(r"^epoch \d+/\d+ \([0-9.]+ s, (\d+) samples/s\)", run.stdout, re.M)]
     return statistics.median(rates[1:] or rates)  # the first epoch pays for warm-up
 
 
-def bench_ddp(data: Path, tmp: Path, epochs: int, repeats: int) -> None:
+def bench_ddp(data: Path, tmp: Path, epochs: int, repeats: int, threads: int) -> None:
+    """The same thread budget split over the processes: 1 x `threads` against 2 x `threads`/2."""
     def nproc(n: int) -> Callable[[], float]:
-        return lambda: _torchrun_rate(n, data, tmp / f"ddp{n}", epochs)
+        return lambda: _torchrun_rate(n, data, tmp / f"ddp{n}", epochs, threads)
 
     rates = _median_rate({"1proc": nproc(1), "2proc": nproc(2)}, repeats)
     _row("ddp", rates, "1proc", "samples/s")
@@ -132,14 +133,14 @@ def bench_loader(data: Path, repeats: int) -> None:
         _row("loader" if not train else "loader+step", _median_rate(fns, repeats), "workers=0", "samples/s")
 
 
-def bench_serving(data: Path, tmp: Path, repeats: int) -> None:
+def bench_serving(data: Path, tmp: Path, repeats: int, threads: int) -> None:
     classes, _ = list_labelled(data / "train")
     model = build_model(ModelConfig(len(classes), 1, 16, 32), seed=0).eval()
     calib, _ = image_export.load_folder(data / "train", classes, 32, 1, limit=256)
     fp32, int8 = tmp / "model.onnx", tmp / "model_int8.onnx"
     image_export.export_onnx(model, torch.from_numpy(calib[:2]), fp32)
     image_export.quantize_int8(fp32, int8, calib)
-    sessions = {"ort-fp32": image_export.session(fp32), "ort-int8": image_export.session(int8)}
+    sessions = {"ort-fp32": image_export.session(fp32, threads), "ort-int8": image_export.session(int8, threads)}
     sizes = {"torch-fp32": sum(p.numel() * 4 for p in model.parameters()),
              "onnx-fp32": fp32.stat().st_size, "onnx-int8": int8.stat().st_size}
     print("size        " + ", ".join(f"{k} {v / 1024:,.1f} KiB" for k, v in sizes.items())
@@ -196,10 +197,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="threads for PyTorch and ONNX Runtime (fewer than the cores on a shared machine)")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     per_class, epochs, steps = (60, 2, 5) if args.quick else (400, 3, 20)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, "
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.threads} thread(s), "
           + (f"GPU {gpu}" if gpu else "no GPU: CPU figures only; fp16, CUDA bf16 and nccl are not measured"))
     with tempfile.TemporaryDirectory() as tmp_str:
         tmp = Path(tmp_str)
@@ -208,9 +212,9 @@ def main() -> int:
         data = tmp / "data"
         print(f"data: {4 * per_class} 32x32 surface PNGs; median of {args.repeats} interleaved repeats")
         bench_precision(64, steps, args.repeats)
-        bench_ddp(data, tmp, epochs, max(1, args.repeats - 1))
+        bench_ddp(data, tmp, epochs, max(1, args.repeats - 1), args.threads)
         bench_loader(data, args.repeats)
-        bench_serving(data, tmp, args.repeats)
+        bench_serving(data, tmp, args.repeats, args.threads)
     return 0
 
 

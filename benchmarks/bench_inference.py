@@ -101,7 +101,8 @@ def timed_calls(fn: Callable[[], Any], n: int, budget_s: float) -> list[float]:
     return out
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], blocks: int, per_block: int, budget_s: float) -> dict[str, list[float]]:
+def interleaved(fns: dict[str, Callable[[], Any]], blocks: int, per_block: int,
+                budget_s: float) -> dict[str, list[float]]:
     """Alternating blocks of calls of each function (order flipped every block)."""
     samples: dict[str, list[float]] = {k: [] for k in fns}
     names = list(fns)

@@ -204,8 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load1 = os.getloadavg()
 
     med = {n: statistics.median(r.seconds) for n, r in results.items()}
-    rss = {n: statistics.median(r.rss_mb) for n, r in results.items()}
-    cpu = {n: statistics.median(r.cpu) for n, r in results.items()}
+    rss_m = {n: statistics.median(r.rss_mb) for n, r in results.items()}
+    cpu_m = {n: statistics.median(r.cpu) for n, r in results.items()}
     print(f"\n{rows:,} rows x {a.features} features, {rounds} rounds, nthread={a.nthread}, "
           f"{a.repeat} interleaved repeats; loadavg {load0[0]:.1f} -> {load1[0]:.1f} (1 min), "
           f"{os.cpu_count()} cores")
@@ -214,13 +214,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for n, r in results.items():
         keys = sorted({k for ph in r.phases for k in ph})
         phases = ", ".join(f"{k} {statistics.median(ph.get(k, 0.0) for ph in r.phases):.2f}" for k in keys)
-        print(f"{n:<22}{med[n]:>8.2f}{min(r.seconds):>8.2f}{med[n] / med['bare']:>8.2f}{cpu[n]:>8.2f}"
-              f"{cpu[n] / cpu['bare']:>8.2f}{rss[n]:>8.0f}{rss[n] / rss['bare']:>8.2f}  {phases}")
+        print(f"{n:<22}{med[n]:>8.2f}{min(r.seconds):>8.2f}{med[n] / med['bare']:>8.2f}{cpu_m[n]:>8.2f}"
+              f"{cpu_m[n] / cpu_m['bare']:>8.2f}{rss_m[n]:>8.0f}{rss_m[n] / rss_m['bare']:>8.2f}  {phases}")
     paired = [o / b for o, b in zip(results["ours"].seconds, results["bare"].seconds, strict=True)]
     time_ratio = med["ours"] / med["bare"]
-    mem_ratio = rss["ours"] / rss["bare"]
+    mem_ratio = rss_m["ours"] / rss_m["bare"]
     print(f"paired time ratios ours/bare per repeat: {', '.join(f'{x:.2f}' for x in paired)}; "
-          f"CPU-time ratio {cpu['ours'] / cpu['bare']:.2f} (less sensitive to the machine's load)")
+          f"CPU-time ratio {cpu_m['ours'] / cpu_m['bare']:.2f} (less sensitive to the machine's load)")
     ok_t, ok_m = time_ratio <= TIME_TARGET, mem_ratio <= MEMORY_TARGET
     print(f"{'PASS' if ok_t else 'FAIL'} time: train.py / bare xgb.train = {time_ratio:.2f} (target <= {TIME_TARGET})")
     print(f"{'PASS' if ok_m else 'FAIL'} memory: peak RSS train.py / bare QuantileDMatrix = {mem_ratio:.2f} "

@@ -95,7 +95,17 @@ def build_definition(*, pipeline_name: str, model_package_group: str, region: st
         security_group_ids=tuple(sg_placeholder(i) for i in range(n_security_groups)),
         input_data_uri=PLACEHOLDERS["raw"],
     )
-    return definition_dict(target)
+    # Canonical key order: the builder's cold result and its cached copy may order keys differently,
+    # and the template (its snapshot, `cdk diff`) must not change with the cache.
+    return _sorted_keys(definition_dict(target))
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
 
 
 def code_tarball() -> Path:

@@ -37,14 +37,15 @@ DEPLOYER_CODE = Path(__file__).resolve().parent / "lambdas" / "deploy_approved"
 
 
 class Serving(Construct):
-    """Model, endpoint config (data capture), endpoint (blue/green + rollback), autoscaling, deployer."""
+    """Model role, rollback alarms and the approval deployer; with a model package ARN also the model,
+    endpoint config (data capture), endpoint (blue/green + rollback) and its autoscaling."""
 
     def __init__(
         self,
         scope: Construct,
         id_: str,
         *,
-        model_package_arn: str,
+        model_package_arn: str | None,
         model_package_group_name: str,
         endpoint_name: str,
         instance_type: str,
@@ -93,6 +94,57 @@ class Serving(Construct):
                       r"Resource::\*"],
         )
 
+        # -- rollback alarms (watched by SageMaker during a blue/green deployment) ----------------
+        dims = {"EndpointName": endpoint_name, "VariantName": VARIANT}
+        self.errors_alarm = cloudwatch.Alarm(
+            self, "Errors5xx",
+            alarm_description=f"{endpoint_name}: model 5xx errors; rolls a deployment back",
+            metric=cloudwatch.Metric(namespace="AWS/SageMaker", metric_name="Invocation5XXErrors",
+                                     dimensions_map=dims, statistic="Sum", period=Duration.minutes(1)),
+            threshold=error_5xx_threshold,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.latency_alarm = cloudwatch.Alarm(
+            self, "ModelLatency",
+            alarm_description=f"{endpoint_name}: p99 model latency above {latency_p99_ms} ms; rolls a deployment back",
+            # ModelLatency is reported in microseconds.
+            metric=cloudwatch.Metric(namespace="AWS/SageMaker", metric_name="ModelLatency",
+                                     dimensions_map=dims, statistic="p99", period=Duration.minutes(1)),
+            threshold=latency_p99_ms * 1000,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        rollback_alarms = [self.errors_alarm, self.latency_alarm]
+
+        self._deployer(
+            model_package_group_name=model_package_group_name, key=key, subnet_ids=subnet_ids,
+            security_group=security_group, canary_percent=canary_percent, canary_wait_s=canary_wait_s,
+            rollback_alarms=rollback_alarms, log_retention=log_retention, removal_policy=removal_policy,
+        )
+        self.model: sagemaker.CfnModel | None = None
+        self.endpoint: sagemaker.CfnEndpoint | None = None
+        if model_package_arn is not None:
+            self._endpoint(
+                model_package_arn=model_package_arn, instance_type=instance_type, min_instances=min_instances,
+                max_instances=max_instances, invocations_per_instance=invocations_per_instance,
+                capture_percent=capture_percent, canary_percent=canary_percent, canary_wait_s=canary_wait_s,
+                key=key, subnet_ids=subnet_ids, security_group=security_group, rollback_alarms=rollback_alarms,
+                removal_policy=removal_policy,
+            )
+            CfnOutput(self, "EndpointName", value=endpoint_name)
+        CfnOutput(self, "DataCaptureUri", value=self.capture_uri)
+
+    def _endpoint(
+        self, *, model_package_arn: str, instance_type: str, min_instances: int, max_instances: int,
+        invocations_per_instance: int, capture_percent: int, canary_percent: int, canary_wait_s: int,
+        key: kms.IKey, subnet_ids: list[str], security_group: ec2.ISecurityGroup,
+        rollback_alarms: list[cloudwatch.Alarm], removal_policy: RemovalPolicy,
+    ) -> sagemaker.CfnEndpoint:
+        endpoint_name = self.endpoint_name
         vpc_config = sagemaker.CfnModel.VpcConfigProperty(
             security_group_ids=[security_group.security_group_id], subnets=subnet_ids)
         # No network isolation: the serving container installs training_code/requirements.txt from PyPI
@@ -127,34 +179,8 @@ class Serving(Construct):
             ),
         )
 
-        # -- rollback alarms (watched by SageMaker during a blue/green deployment) ----------------
-        dims = {"EndpointName": endpoint_name, "VariantName": VARIANT}
-        self.errors_alarm = cloudwatch.Alarm(
-            self, "Errors5xx",
-            alarm_description=f"{endpoint_name}: model 5xx errors; rolls a deployment back",
-            metric=cloudwatch.Metric(namespace="AWS/SageMaker", metric_name="Invocation5XXErrors",
-                                     dimensions_map=dims, statistic="Sum", period=Duration.minutes(1)),
-            threshold=error_5xx_threshold,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        self.latency_alarm = cloudwatch.Alarm(
-            self, "ModelLatency",
-            alarm_description=f"{endpoint_name}: p99 model latency above {latency_p99_ms} ms; rolls a deployment back",
-            # ModelLatency is reported in microseconds.
-            metric=cloudwatch.Metric(namespace="AWS/SageMaker", metric_name="ModelLatency",
-                                     dimensions_map=dims, statistic="p99", period=Duration.minutes(1)),
-            threshold=latency_p99_ms * 1000,
-            evaluation_periods=3,
-            datapoints_to_alarm=2,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        rollback_alarms = [self.errors_alarm, self.latency_alarm]
-
         # -- the endpoint ---------------------------------------------------------------------------
-        self.endpoint = sagemaker.CfnEndpoint(
+        self.endpoint = endpoint = sagemaker.CfnEndpoint(
             self, "Endpoint",
             # Named: the alarms above must name it before it exists (they are its rollback alarms).
             endpoint_name=endpoint_name,
@@ -185,7 +211,10 @@ class Serving(Construct):
             min_capacity=min_instances,
             max_capacity=max_instances,
         )
-        self.scaling.node.add_dependency(self.endpoint)
+        self.scaling.node.add_dependency(endpoint)
+        # Kept when the stack loses it (a deploy without the model package ARN) in a stage that keeps
+        # its data: traffic keeps flowing while the mistake is fixed.
+        endpoint.apply_removal_policy(removal_policy)
         self.scaling.scale_to_track_metric(
             "InvocationsPerInstance",
             target_value=invocations_per_instance,
@@ -194,13 +223,7 @@ class Serving(Construct):
             scale_out_cooldown=Duration.minutes(1),
         )
 
-        self._deployer(
-            model_package_group_name=model_package_group_name, key=key, subnet_ids=subnet_ids,
-            security_group=security_group, canary_percent=canary_percent, canary_wait_s=canary_wait_s,
-            rollback_alarms=rollback_alarms, log_retention=log_retention, removal_policy=removal_policy,
-        )
-        CfnOutput(self, "EndpointName", value=endpoint_name)
-        CfnOutput(self, "DataCaptureUri", value=self.capture_uri)
+        return endpoint
 
     def _deployer(
         self, *, model_package_group_name: str, key: kms.IKey, subnet_ids: list[str],

@@ -112,19 +112,17 @@ class ServingStack(_StageStack):
     def __init__(self, scope: Construct, config: StageConfig, *, network: NetworkStack,
                  data: DataLakeStack, pipeline: MlPipelineStack) -> None:
         super().__init__(scope, config, "serving", "endpoint, autoscaling, deployment, Model Monitor")
-        self.serving: Serving | None = None
-        self.monitor: ModelMonitor | None = None
+        lake, net, ml = data.lake, network.network, pipeline.ml
+        # Its rules start that pipeline (named, not referenced): deploy after it.
+        self.add_dependency(pipeline)
         if config.model_package_arn is None:
             Annotations.of(self).add_warning_v2(
                 NO_ENDPOINT_WARNING,
                 f"No endpoint in {self.stack_name}: no approved model package yet. After the pipeline has "
-                f"registered and you have approved a version, deploy with "
+                "registered and you have approved a version, deploy with "
                 "-c modelPackageArn=arn:aws:sagemaker:<region>:<account>:model-package/"
-                f"{config.model_package_group}/<n> "
-                "(or set model_package_arn in the mlops:<stage> context).",
+                f"{config.model_package_group}/<n> (or set model_package_arn in the mlops:<stage> context).",
             )
-            return
-        lake, net, ml = data.lake, network.network, pipeline.ml
         self.serving = Serving(
             self, "Serving",
             model_package_arn=config.model_package_arn,
@@ -143,18 +141,20 @@ class ServingStack(_StageStack):
             vpc=net.vpc, subnets=net.workload_subnets, security_group=net.workload_sg,
             log_retention=self.log_retention, removal_policy=self.removal_policy,
         )
-        self.monitor = ModelMonitor(
-            self, "Monitor",
-            endpoint=self.serving.endpoint,
-            endpoint_name=config.endpoint_name,
-            schedule_name=f"{config.prefix}-data-quality",
-            features=monitored_features(DEFAULT_SPEC),
-            drift_threshold=config.drift_threshold,
-            instance_type=config.monitoring_instance_type,
-            key=lake.key, artifacts=lake.artifacts,
-            vpc=net.vpc, subnets=net.workload_subnets, security_group=net.workload_sg,
-            pipeline_arn=ml.pipeline_arn,
-        )
+        self.monitor: ModelMonitor | None = None
+        if self.serving.endpoint is not None:
+            self.monitor = ModelMonitor(
+                self, "Monitor",
+                endpoint=self.serving.endpoint,
+                endpoint_name=config.endpoint_name,
+                schedule_name=f"{config.prefix}-data-quality",
+                features=monitored_features(DEFAULT_SPEC),
+                drift_threshold=config.drift_threshold,
+                instance_type=config.monitoring_instance_type,
+                key=lake.key, artifacts=lake.artifacts,
+                vpc=net.vpc, subnets=net.workload_subnets, security_group=net.workload_sg,
+                pipeline_arn=ml.pipeline_arn,
+            )
 
 
 class CiAccessStack(_StageStack):

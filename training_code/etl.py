@@ -151,7 +151,7 @@ logger.utils.level = error
 """
 
 
-def local_spark(master: str | None = None, shuffle_partitions: int | None = None) -> SparkSession:
+def local_spark(master: str | None = None, shuffle_partitions: int | None = None, java_options: str = "") -> SparkSession:
     """A lean local session: no UI, errors-only logs, few shuffle partitions (small data, few cores).
 
     ETL_SPARK_MASTER and ETL_SPARK_DRIVER_MEMORY override the defaults (`local[*]`, 2g). A session
@@ -172,7 +172,7 @@ def local_spark(master: str | None = None, shuffle_partitions: int | None = None
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions or 2 * cores))
         .config("spark.driver.memory", os.environ.get("ETL_SPARK_DRIVER_MEMORY", "2g"))
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_conf}")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_conf} {java_options}")
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate(),
     )

@@ -157,18 +157,20 @@ def is_valid() -> Column:
 
 def mark_kept(checked: DataFrame, spec: DatasetSpec) -> DataFrame:
     """Add `_keep`: the row is valid and the latest of its key (ties broken by the other values,
-    so every run keeps the same row). Invalid rows are never ranked: a null key cannot pile up.
+    so every run keeps the same row).
+
+    One window over all rows, so the input is read once. Invalid rows are spread by a hash of their
+    raw values instead of grouped by key: rows missing their key would otherwise pile into one task.
     """
-    valid = checked.where(is_valid())
-    if spec.key:
-        ts = spec.timestamp_column
-        order = [col(typed_name(ts)).desc_nulls_last()] if ts else []
-        order += [col(typed_name(c.name)).asc_nulls_last() for c in spec.columns if c.name not in (*spec.key, ts)]
-        w = Window.partitionBy(*[col(typed_name(k)) for k in spec.key]).orderBy(*order)
-        valid = valid.withColumn(KEEP, sf.row_number().over(w) == 1)
-    else:
-        valid = valid.withColumn(KEEP, sf.lit(True))
-    return valid.unionByName(checked.where(~is_valid()).withColumn(KEEP, sf.lit(False)))
+    valid = is_valid()
+    if not spec.key:
+        return checked.withColumn(KEEP, valid)
+    spread = sf.when(~valid, sf.xxhash64(*[col(c.name) for c in spec.columns], col(RAW_RECORD)))
+    ts = spec.timestamp_column
+    order = [col(typed_name(ts)).desc_nulls_last()] if ts else []
+    order += [col(typed_name(c.name)).asc_nulls_last() for c in spec.columns if c.name not in (*spec.key, ts)]
+    w = Window.partitionBy(spread, *[col(typed_name(k)) for k in spec.key]).orderBy(*order)
+    return checked.withColumn(KEEP, valid & (sf.row_number().over(w) == 1))
 
 
 def reason_texts(spec: DatasetSpec) -> list[str]:

@@ -121,6 +121,10 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: np.ndarray) -> 
             # so no round trip to int8 between every elementwise op.
             op_types_to_quantize=["Conv", "Gemm", "MatMul"],
             per_channel=True,
+            # 7-bit weights: u8 x s8 dot products on AVX2 / AVX-512 CPUs without VNNI saturate their
+            # 16-bit intermediate sums (measured here: 3.4 accuracy points lost at 8 bits, none at 7).
+            # The endpoint's CPU is not known when the model is built, so always.
+            reduce_range=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,

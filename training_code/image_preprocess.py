@@ -7,7 +7,7 @@ the same picture cannot sit in both train and test. Files are hard-linked (copie
     python image_preprocess.py --input data/images --output-dir out/preprocess --seed 42
 
 Writes OUT/train/<label>/, OUT/validation/<label>/, OUT/test/<label>/, OUT/quarantine/ and
-OUT/report/data_report.json (counts per split and label, quarantined files with reasons).
+OUT/report/data_report.json ("splits": counts per split and label; quarantined files with reasons).
 
 This module also holds the one definition of "pixels a model sees" (`load_pixels`, `to_model_input`)
 that training, evaluation and inference share, so a served image is treated exactly as a trained one.
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TypedDict
 
 import numpy as np
+from input_errors import InputError
 from PIL import Image, UnidentifiedImageError
 
 SPLITS = ("train", "validation", "test")
@@ -38,10 +39,8 @@ PIXEL_STD = 0.5
 MIN_PER_CLASS = 3  # one image per split at least
 
 
-class CorruptImageError(ValueError):
-    """The bytes are not a readable image (a 4xx for the caller, never a 500)."""
-
-    status_code = 400
+class CorruptImageError(InputError):
+    """The bytes are not a readable image: the caller's error (400), never a 500."""
 
 
 def decode_image(data: bytes, name: str = "request body") -> Image.Image:
@@ -108,7 +107,7 @@ class DataReport(TypedDict):
     seed: int
     fractions: dict[str, float]
     input_files: int
-    counts: dict[str, dict[str, int]]
+    splits: dict[str, dict[str, int]]
     totals: dict[str, int]
     duplicates_removed: int
     quarantined: list[dict[str, str]]
@@ -208,7 +207,7 @@ def run(input_dir: Path, output_dir: Path, validation: float, test: float, seed:
         "seed": seed,
         "fractions": {"validation": validation, "test": test},
         "input_files": len(files),
-        "counts": counts,
+        "splits": counts,
         "totals": {s: sum(c.values()) for s, c in counts.items()},
         "duplicates_removed": len(checked.duplicates),
         "quarantined": reasons,

@@ -67,12 +67,12 @@ class TrainConfig:
     checkpoint_dir: Path | None
     lr: float = 3e-3
     width: int = 16
-    epochs: int = 15
+    epochs: int = 20
     batch_size: int = 64
     optimizer: str = "adam"
     precision: str = "auto"
     workers: int = 2
-    patience: int = 4
+    patience: int = 5
     seed: int = 42
     image_size: int = 32
     channels: int = 1

@@ -21,7 +21,7 @@ import train
 SEED = 7
 CHURN_ROWS = 1200
 # Small and quick, yet a model that has learned the churn signal.
-FAST_XGB = ("--num_round", "40", "--early_stopping_rounds", "10", "--eta", "0.3", "--max_depth", "4")
+FAST_XGB = ("--num_round", "40", "--early_stopping_rounds", "10", "--eta", "0.3", "--max_depth", "4", "--nthread", "1")
 
 # Rows whose label is unusable (injected into the churn data): customer index -> target value.
 MISSING_TARGET_ROWS = (3, 11)
@@ -56,7 +56,7 @@ def churn_csv(root: Path) -> Path:
     def build(out: Path) -> None:
         churn_frame().to_csv(out / "churn.csv", index=False)
 
-    return _once(root / "churn_raw", build) / "churn.csv"
+    return _once(root / "tabular_fx_churn_raw", build) / "churn.csv"
 
 
 def churn_preprocessed(root: Path) -> Path:
@@ -64,7 +64,7 @@ def churn_preprocessed(root: Path) -> Path:
     def build(out: Path) -> None:
         _check("preprocess", preprocess.main(["--input", str(churn_csv(root)), "--output-dir", str(out)]))
 
-    return _once(root / "churn_pre", build)
+    return _once(root / "tabular_fx_churn_pre", build)
 
 
 def channels(pre: Path) -> list[str]:
@@ -80,7 +80,7 @@ def churn_model(root: Path) -> Path:
         _check("train", train.main([*channels(pre), "--model-dir", str(out / "model"),
                                     "--output-data-dir", str(out / "output"), *FAST_XGB]))
 
-    return _once(root / "churn_model", build) / "model"
+    return _once(root / "tabular_fx_churn_model", build) / "model"
 
 
 # -- bring-your-own data: other column names, any problem type ---------------------------------
@@ -118,7 +118,7 @@ def byo_preprocessed(root: Path, problem: str) -> Path:
         _check("preprocess", preprocess.main(["--input", str(out / "data.csv"), "--target", BYO_TARGETS[problem],
                                               "--output-dir", str(out / "pre")]))
 
-    return _once(root / f"byo_{problem}_pre", build) / "pre"
+    return _once(root / f"tabular_fx_byo_{problem}_pre", build) / "pre"
 
 
 def byo_model(root: Path, problem: str) -> Path:
@@ -128,7 +128,7 @@ def byo_model(root: Path, problem: str) -> Path:
         _check("train", train.main([*channels(pre), "--model-dir", str(out / "model"),
                                     "--output-data-dir", str(out / "output"), *FAST_XGB]))
 
-    return _once(root / f"byo_{problem}_model", build) / "model"
+    return _once(root / f"tabular_fx_byo_{problem}_model", build) / "model"
 
 
 def _check(step: str, rc: int) -> None:

@@ -87,8 +87,8 @@ def test_preprocess_splits_per_label_quarantines_and_reports(tmp_path: Path) -> 
     for split in image_preprocess.SPLITS:
         for label in report["classes"]:
             on_disk = len(list((out / split / label).iterdir()))
-            assert on_disk == report["counts"][split][label] >= 1
-    assert report["counts"]["test"] == {"crack": 3, "ok": 3, "scratch": 3, "spot": 3}
+            assert on_disk == report["splits"][split][label] >= 1
+    assert report["splits"]["test"] == {"crack": 3, "ok": 3, "scratch": 3, "spot": 3}
     assert sum(report["totals"].values()) == 80 - 1  # ok_00002 went to quarantine with its twin
     names = [{p.name for p in (out / s).rglob("*.png")} for s in image_preprocess.SPLITS]
     assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2]), "a file in two splits"

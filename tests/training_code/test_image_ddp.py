@@ -15,6 +15,7 @@ import image_preprocess
 import image_train
 import pytest
 import torch
+from image_loader import EVAL_EPOCH, GlobalBatchSampler, ImageFiles, list_labelled
 
 TRAINING_CODE = Path(__file__).resolve().parents[2] / "training_code"
 
@@ -59,3 +60,31 @@ def test_two_processes_train_the_same_model_as_one(digits: Path, tmp_path: Path)
     assert m2["training"]["world_size"] == 2
     assert abs(m1["metrics"]["validation:loss"] - m2["metrics"]["validation:loss"]) < 1e-3
     assert m1["metrics"]["validation:accuracy"] == m2["metrics"]["validation:accuracy"]
+
+
+def test_each_global_batch_is_split_across_processes_without_overlap() -> None:
+    one = GlobalBatchSampler(50, 8, rank=0, world=1, seed=3)
+    shards = [GlobalBatchSampler(50, 8, rank=r, world=2, seed=3) for r in (0, 1)]
+    for s in (one, *shards):
+        s.set_epoch(4)
+    assert len(one) == len(shards[0]) == 50 // 8  # the incomplete last batch is dropped everywhere
+    for whole, a, b in zip(one, *shards, strict=True):
+        assert len(a) == len(b) == 4
+        assert sorted(whole) == sorted(a + b)
+    one.set_epoch(5)
+    assert list(one) != [list(b) for b in GlobalBatchSampler(50, 8, seed=3)], "a new order each epoch"
+
+    evals = [list(GlobalBatchSampler(11, 4, rank=r, world=2, shuffle=False)) for r in (0, 1)]
+    seen = [i for batches in evals for batch in batches for i, epoch in batch if epoch == EVAL_EPOCH]
+    assert sorted(seen) == list(range(11)), "evaluation sees every sample once"
+
+
+def test_augmentation_depends_on_sample_and_epoch_not_on_the_worker(tmp_path: Path) -> None:
+    image_data.main(["--out", str(tmp_path), "--per-class", "2", "--size", "16"])
+    _, files = list_labelled(tmp_path)
+    ds = ImageFiles(files, 16, 1, "flip", seed=1)
+    x, _ = ds[(0, 2)]
+    assert torch.equal(x, ds[(0, 2)][0])  # the same key: the same augmented image, in any process
+    assert not torch.equal(x, ds[(0, 3)][0])  # another epoch: another augmentation
+    plain = ImageFiles(files, 16, 1, "flip", seed=1)[(0, EVAL_EPOCH)][0]
+    assert torch.equal(plain, ImageFiles(files, 16, 1, "none")[(0, 0)][0])  # evaluation: never augmented

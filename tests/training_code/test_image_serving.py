@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from image_inference import (
     CorruptImageError,
-    InvalidInputError,
+    InvalidBatchError,
     UnsupportedAcceptError,
     UnsupportedContentTypeError,
 )
@@ -73,12 +73,14 @@ def test_handlers_classify_png_jpeg_and_npy_batches(trained: tuple[Path, Path]) 
     seven = np.asarray(Image.open(sorted((test_dir / "7").iterdir())[0]))
 
     for ctype, body in (("image/png", _png(seven)), ("image/jpeg", _png(seven, "JPEG"))):
-        out = json.loads(image_inference.output_fn(
-            image_inference.predict_fn(image_inference.input_fn(body, ctype), model), "application/json"))
-        (pred,) = out["predictions"]
+        text, out_type = image_inference.output_fn(
+            image_inference.predict_fn(image_inference.input_fn(body, ctype), model), "*/*")
+        assert out_type == "application/json"
+        (pred,) = json.loads(text)["predictions"]
         assert set(pred["probabilities"]) == {str(d) for d in range(10)}
         assert abs(sum(pred["probabilities"].values()) - 1) < 1e-6
         assert pred["label"] == max(pred["probabilities"], key=pred["probabilities"].get)
+        assert pred["probability"] == pred["probabilities"][pred["label"]]
 
     # A batch of raw pixels, any size and with a channel axis: the same answers as the single PNGs.
     files = [sorted((test_dir / d).iterdir())[0] for d in ("0", "3", "7")]
@@ -93,10 +95,12 @@ def test_handlers_classify_png_jpeg_and_npy_batches(trained: tuple[Path, Path]) 
         for f in files]
     assert pred["labels"] == resized
     assert sum(a == b for a, b in zip(singles, resized, strict=True)) >= 2  # resizing barely changes answers
-    csv = image_inference.output_fn(pred, "text/csv")
-    assert csv == "\n".join(pred["labels"]) + "\n"
-    proba = np.load(io.BytesIO(image_inference.output_fn(pred, "application/x-npy; q=1")))  # type: ignore[arg-type]
-    assert proba.shape == (3, 10)
+    csv, csv_type = image_inference.output_fn(pred, "text/csv")
+    assert csv_type == "text/csv"
+    assert [line.split(",")[0] for line in str(csv).splitlines()] == pred["labels"]
+    npy, npy_type = image_inference.output_fn(pred, "application/xml, application/x-npy; q=0.9")
+    assert npy_type == "application/x-npy"
+    assert isinstance(npy, bytes) and np.load(io.BytesIO(npy)).shape == (3, 10)
 
 
 def test_bad_requests_are_client_errors_that_say_what_is_wrong(trained: tuple[Path, Path]) -> None:
@@ -112,14 +116,15 @@ def test_bad_requests_are_client_errors_that_say_what_is_wrong(trained: tuple[Pa
     assert ctype.value.status_code == 415
     buf = io.BytesIO()
     np.save(buf, np.zeros((2, 16, 16), dtype=np.float32))
-    with pytest.raises(InvalidInputError, match="expected uint8 pixels"):
+    with pytest.raises(InvalidBatchError, match="expected uint8 pixels"):
         image_inference.input_fn(buf.getvalue(), "application/x-npy")
-    with pytest.raises(InvalidInputError, match=r"not a \.npy array"):
+    with pytest.raises(InvalidBatchError, match=r"not a \.npy array"):
         image_inference.input_fn(b"\x93NUMPY garbage", "application/x-npy")
     model = image_inference.model_fn(str(model_dir))
     pred = image_inference.predict_fn(image_inference.input_fn(good, "image/png"), model)
-    with pytest.raises(UnsupportedAcceptError):
+    with pytest.raises(UnsupportedAcceptError) as accept:
         image_inference.output_fn(pred, "application/xml")
+    assert accept.value.status_code == 406
 
 
 def test_azure_scoring_contract(trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,10 +138,11 @@ def test_azure_scoring_contract(trained: tuple[Path, Path], tmp_path: Path, monk
     files = [sorted((test_dir / d).iterdir())[0].read_bytes() for d in ("2", "5")]
     out = image_inference.run(json.dumps({"images": [base64.b64encode(f).decode() for f in files]}))
     assert len(out["predictions"]) == 2
-    with pytest.raises(InvalidInputError, match="base64"):
-        image_inference.run(json.dumps({"images": ["***"]}))
-    with pytest.raises(CorruptImageError, match=r"images\[0\]"):
-        image_inference.run(json.dumps({"images": [base64.b64encode(b"nope").decode()]}))
+    # Outside Azure's inference server a client error comes back as a body with its status.
+    assert image_inference.run(json.dumps({"images": ["***"]})) == {
+        "error": "images[0] is not valid base64", "status": 400}
+    corrupt = image_inference.run(json.dumps({"images": [base64.b64encode(b"nope").decode()]}))
+    assert corrupt["status"] == 400 and corrupt["error"].startswith("images[0]: not an image")
 
 
 def test_evaluate_writes_model_quality_report_and_confusion_matrix(trained: tuple[Path, Path], tmp_path: Path) -> None:
@@ -168,3 +174,23 @@ def test_binary_metrics_layout() -> None:
     assert m["auc"]["value"] == pytest.approx(15 / 16)
     assert m["confusion_matrix"] == {"defect": {"defect": 3, "ok": 1}, "ok": {"defect": 1, "ok": 3}}
     assert m["recall"]["standard_deviation"] == "NaN"  # under 200 samples, as Model Monitor reports
+
+
+def test_batch_transform_scores_every_image_in_a_folder(
+        trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model_dir, test_dir = trained
+    assert image_inference.main(["--model-dir", str(model_dir), "--input", str(test_dir),
+                                 "--output", str(tmp_path)]) == 0
+    assert "transform:rows=500" in capsys.readouterr().out
+    lines = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 500
+    correct = sum(r["label"] == r["file"].split("/")[0] for r in lines)
+    assert correct / 500 > 0.5  # the folder is the true label
+    whole = sorted((test_dir / "3").iterdir())[0].read_bytes()
+    (test_dir / "3" / "zz_broken.png").write_bytes(whole[: len(whole) // 2])
+    try:
+        assert image_inference.main(["--model-dir", str(model_dir), "--input", str(test_dir),
+                                     "--output", str(tmp_path / "again")]) == 2
+        assert "zz_broken.png: corrupt or truncated" in capsys.readouterr().err
+    finally:
+        (test_dir / "3" / "zz_broken.png").unlink()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,47 @@ def test_positive_class_is_the_defect() -> None:
     assert image_train.positive_class(["defect", "ok"]) == "defect"
     assert image_train.positive_class(["cat", "dog"]) == "dog"
     assert image_train.positive_class(["a", "b", "c"]) is None
+
+
+class _RecordingMlflow:
+    """Stands in for the mlflow module (a real tracking store costs ~30 s of start-up per test)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any, Any]] = []
+
+    def start_run(self) -> None:
+        self.calls.append(("start_run", None, None))
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.calls.append(("log_params", params, None))
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.calls.append(("log_metrics", metrics, step))
+
+    def log_artifact(self, path: str) -> None:
+        self.calls.append(("log_artifact", path, None))
+
+    def end_run(self) -> None:
+        self.calls.append(("end_run", None, None))
+
+
+def test_metrics_go_to_mlflow_only_when_a_tracking_uri_is_set(
+        digits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _RecordingMlflow()
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    _train(digits, tmp_path / "off", "--epochs", "1")
+    assert fake.calls == []
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.invalid")
+    _train(digits, tmp_path / "on", "--epochs", "2")
+    names = [c[0] for c in fake.calls]
+    assert names[0] == "start_run" and names[-1] == "end_run"
+    params = next(p for n, p, _ in fake.calls if n == "log_params")
+    assert params["width"] == 8 and params["precision_used"] in ("fp32", "bf16")
+    per_epoch = [(m, step) for n, m, step in fake.calls if n == "log_metrics" and step is not None]
+    assert [step for _, step in per_epoch] == [1, 2]
+    assert set(per_epoch[0][0]) == {"train_loss", "validation_loss", "validation_accuracy"}
+    final = next(m for n, m, step in fake.calls if n == "log_metrics" and step is None)
+    meta = json.loads((tmp_path / "on" / "model" / "model_meta.json").read_text())
+    assert final["final_validation_accuracy"] == meta["metrics"]["validation:accuracy"]

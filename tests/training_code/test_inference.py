@@ -117,7 +117,18 @@ PAYLOADS: dict[str, Callable[[list[str]], tuple[bytes | str, str]]] = {
                                         "application/json"),
     "jsonlines": lambda names: ("\n".join(json.dumps(numbers(r)) for r in ROWS) + "\n", "application/jsonlines"),
     "parquet": lambda names: (parquet_body(ROWS), "application/x-parquet"),
+    "parquet-typed": lambda names: (typed_parquet_body(ROWS), "application/x-parquet"),
 }
+
+
+def typed_parquet_body(rows: list[dict[str, str]]) -> bytes:
+    """Parquet as a client with a typed frame writes it: dates as date32, numbers as int64/double."""
+    df = pd.DataFrame([numbers(r) for r in rows])
+    for name in ("signup_date", "last_activity_date"):
+        df[name] = pd.to_datetime(df[name]).dt.date
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -191,11 +202,64 @@ def test_raw_rows_score_as_their_preprocessed_features_do(model: LoadedModel, ra
 def test_one_row_at_a_time_scores_as_the_whole_batch(model: LoadedModel, raw_test: Path, columns: list[str]) -> None:
     """Small requests take a faster parsing path than large ones: the answers must not differ."""
     df = pd.read_parquet(raw_test).astype(object).where(lambda d: d.notna(), "")
-    rows = [{k: str(v) for k, v in r.items()} for r in df.to_dict("records")]
+    rows = [{str(k): str(v) for k, v in r.items()} for r in df.to_dict("records")]
     batch = predict(model, csv_body(rows, columns, header=False), "text/csv")
     single = np.vstack([predict(model, csv_body([r], columns, header=False), "text/csv")["probabilities"]
                         for r in rows])
     np.testing.assert_allclose(single, batch["probabilities"], rtol=0, atol=1e-6)
+
+
+LARGE = 70  # more rows than the small-request fast path takes
+PATH_PARITY: list[Any] = [
+    pytest.param("signup_date", "2020-08-01T10:30:00", "ok", id="date-with-time"),
+    pytest.param("tenure_months", " 70 ", "ok", id="padded-number"),
+    pytest.param("total_charges", "3.15e3", "ok", id="exponent"),
+    pytest.param("monthly_charges", "NA", "ok", id="missing-token"),
+    pytest.param("region", " South ", "ok", id="padded-mixed-case-category"),
+    *(pytest.param(column, value, expected, id=name, marks=pytest.mark.xfail(strict=True, reason=reason)) for
+      name, column, value, expected, reason in (
+        ("padded-date", "signup_date", " 2020-08-01 ", "ok",
+         "to_days: a small request strips the value, a large one does not (InvalidDateError)"),
+        ("date-with-offset", "last_activity_date", "2026-06-28T23:30:00-05:00", "ok",
+         "to_days: pd.to_datetime raises a plain ValueError on mixed offsets in a large request (a 500)"),
+        ("date-with-trailing-text", "signup_date", "2020-08-01junk", "InvalidDateError",
+         "_to_days_small: str(v)[:10] accepts trailing text that the large path rejects"),
+        ("date-without-zero-padding", "signup_date", "2020-8-1", None,
+         "_to_days_small: date.fromisoformat rejects what pd.to_datetime(format='ISO8601') accepts"),
+        ("number-with-underscore", "tenure_months", "7_0", None,
+         "_to_number_small: float() accepts '7_0', pd.to_numeric does not"),
+    )),
+]
+
+
+def outcome(model: LoadedModel, rows: list[dict[str, str]]) -> Any:
+    """The first row's probabilities, or the name of the error the request raised."""
+    try:
+        return np.round(np.asarray(predict(model, json.dumps(rows), "application/json")["probabilities"][0]), 6)
+    except ie.InputError as e:
+        return type(e).__name__
+
+
+@pytest.mark.parametrize(("column", "value", "expected"), PATH_PARITY)
+def test_a_value_gets_the_same_answer_alone_or_in_a_large_request(model: LoadedModel, column: str, value: str,
+                                                                  expected: str | None) -> None:
+    """Requests of up to 64 rows take a faster parsing path than larger ones (and training data):
+    a value must mean the same on both. `expected`: "ok", an error name, or None (either, if the same)."""
+    row = {**STAYING, column: value}
+    alone = outcome(model, [row])
+    in_large = outcome(model, [row] + [STAYING] * (LARGE - 1))
+    assert str(alone) == str(in_large)
+    if expected is not None:
+        assert (alone if isinstance(alone, str) else "ok") == expected
+
+
+@pytest.mark.xfail(strict=True, reason="to_days: a small request keeps the local date of a timestamp with an offset, "
+                   "a large one converts it to UTC first: a day apart")
+def test_a_timestamp_with_an_offset_means_the_same_day_alone_or_in_a_large_request(model: LoadedModel) -> None:
+    row = {**STAYING, "last_activity_date": "2026-06-01T23:30:00-05:00"}
+    alone = outcome(model, [row])
+    in_large = outcome(model, [row] * LARGE)  # one offset throughout: no mixed-offset error
+    assert str(alone) == str(in_large)
 
 
 # -- bad input: a distinct error, a 4xx, a message naming the problem -----------------------

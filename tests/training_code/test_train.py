@@ -15,6 +15,7 @@ from types import ModuleType
 import pytest
 import train
 from model_io import load_model
+
 from pipelines.definition import metric_regex
 
 
@@ -32,7 +33,7 @@ fx = _load_fixtures()
 METRIC_LINE = re.compile(r"^(train|validation):[a-z0-9_]+=[-+]?\d+\.\d+$")
 # Row and column sampling on, so the resumed run must replay the sampler's random state too.
 SAMPLED = ("--subsample", "0.8", "--colsample_bytree", "0.8", "--eta", "0.05", "--max_depth", "3",
-           "--early_stopping_rounds", "40", "--seed", "3")
+           "--early_stopping_rounds", "40", "--seed", "3", "--nthread", "2")
 FULL_ROUNDS = "60"
 
 
@@ -115,8 +116,8 @@ def test_a_resumed_run_gives_the_same_model_as_an_uninterrupted_one(xgb_runs: di
 
 
 def test_another_seed_gives_another_model(pre: Path, tmp_path: Path, xgb_runs: dict[str, tuple[Path, str]]) -> None:
-    args = [a if a != "3" else "4" for a in SAMPLED]  # --seed 3 -> 4
-    assert run(pre, tmp_path, *args, "--num_round", "20")[0] == 0
+    args = (*SAMPLED, "--num_round", FULL_ROUNDS, "--seed", "4", "--nthread", "1")  # the last flag wins
+    assert run(pre, tmp_path, *args)[0] == 0
     assert (tmp_path / "model" / "model.ubj").read_bytes() != (xgb_runs["first"][0] / "model.ubj").read_bytes()
 
 
@@ -160,8 +161,8 @@ def test_sagemaker_channels_and_model_dir_come_from_the_environment(pre: Path, t
                       ("SM_CHANNEL_TRANSFORMER", pre / "transformer"), ("SM_MODEL_DIR", tmp_path / "model"),
                       ("SM_OUTPUT_DATA_DIR", tmp_path / "output")):
         monkeypatch.setenv(var, str(path))
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert train.main(["--num_round", "5", "--max_depth", "3"]) == 0  # hyperparameters as SageMaker passes them
+    with contextlib.redirect_stdout(io.StringIO()):  # only hyperparameters on the command line, as SageMaker runs it
+        assert train.main(["--num_round", "5", "--max_depth", "3", "--nthread", "1"]) == 0
     assert (tmp_path / "model" / "model.ubj").is_file()
     assert json.loads((tmp_path / "output" / "metrics.json").read_text())["validation:auc"] > 0.5
 
@@ -180,7 +181,7 @@ def test_mlflow_gets_parameters_metrics_and_the_model(pre: Path, tmp_path: Path,
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    rc, _ = run(pre, tmp_path, "--num_round", "5", "--max_depth", "3")
+    rc, _ = run(pre, tmp_path, "--num_round", "5", "--max_depth", "3", "--nthread", "1")
     assert rc == 0
 
     from mlflow.tracking import MlflowClient

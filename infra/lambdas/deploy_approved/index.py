@@ -4,6 +4,7 @@ Runs as a Lambda function on EventBridge's "SageMaker Model Package State Change
 approved version of the watched group it creates a model and an endpoint config that copies the
 current one (variants, data capture, KMS key) with only the model swapped, then updates the
 endpoint with a blue/green canary deployment that rolls back on the given CloudWatch alarms.
+Before the first endpoint exists it only logs the command that creates it.
 
 Configuration comes from the environment (set by infra/serving.py):
     ENDPOINT_NAME, MODEL_PACKAGE_GROUP, MODEL_ROLE_ARN, ROLLBACK_ALARMS (comma-separated),
@@ -70,7 +71,16 @@ def handler(event: dict[str, Any], context: Any = None, *, sagemaker: Any = None
 
 
 def deploy(sm: Any, s: Settings, package_arn: str) -> dict[str, str]:
-    endpoint = sm.describe_endpoint(EndpointName=s.endpoint_name)
+    try:
+        endpoint = sm.describe_endpoint(EndpointName=s.endpoint_name)
+    except sm.exceptions.ClientError as e:
+        if "Could not find endpoint" not in str(e):
+            raise
+        # The serving stack creates the endpoint (with capture, scaling, monitor): say how.
+        reason = (f"endpoint {s.endpoint_name} does not exist yet: deploy the serving stack with "
+                  f"-c modelPackageArn={package_arn}")
+        print(reason)
+        return {"status": "no-endpoint", "reason": reason}
     if endpoint["EndpointStatus"] != "InService":
         # Raising makes Lambda retry the event later (asynchronous invocation retries).
         raise RuntimeError(f"endpoint {s.endpoint_name} is {endpoint['EndpointStatus']}; retry later")

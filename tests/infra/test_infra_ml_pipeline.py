@@ -1,0 +1,99 @@
+"""The ml-pipeline stack: the SageMaker pipeline from the shared builder, its role and triggers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.ml_pipeline import PLACEHOLDERS, image_repositories, substitute
+from pipelines.definition import STEP_NAMES
+from pipelines.sagemaker import step_names
+
+STACK = "mlops-dev-ml-pipeline"
+
+
+def deployed_definition(synth: Any, stack: str) -> tuple[dict[str, Any], list[Any]]:
+    """The definition CloudFormation will send, with each token shown as <token>, and the tokens."""
+    body = synth.one(stack, "AWS::SageMaker::Pipeline")["PipelineDefinition"]["PipelineDefinitionBody"]
+    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
+    tokens = [p for p in parts if not isinstance(p, str)]
+    text = "".join(p if isinstance(p, str) else "<token>" for p in parts)
+    return json.loads(text), tokens
+
+
+def test_the_pipeline_is_the_shared_definition_with_this_stages_names(synth: Any) -> None:
+    props = synth.one(STACK, "AWS::SageMaker::Pipeline")
+    assert props["PipelineName"] == "churn-training-dev"
+    definition, _ = deployed_definition(synth, STACK)
+    names = step_names(definition)
+    # The builder's steps, in the definition's order (the builder may fold some into one step).
+    assert [n for n in STEP_NAMES if n in names] == list(names)
+    assert {"etl", "preprocess", "tune", "train", "evaluate", "check"} <= set(names)
+    assert {p["Name"] for p in definition["Parameters"]} >= {"InputDataUrl", "MetricThreshold"}
+    synth.template(STACK).has_resource_properties(
+        "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": "churn-models-dev"})
+
+
+def test_no_placeholder_survives_and_deploy_time_values_are_tokens(synth: Any) -> None:
+    definition, tokens = deployed_definition(synth, STACK)
+    text = json.dumps(definition)
+    assert "placeholder" not in text and "000000000000" not in text
+    refs = json.dumps(tokens)
+    # role, artefacts bucket, raw bucket, key, subnets and security group come from the other stacks
+    for needle in ("MlPipelineExecutionRole", "DataLakeArtifacts", "DataLakeRaw", "DataLakeKey",
+                   "Subnet", "Workloads"):
+        assert needle in refs, needle
+    # and the code package (sourcedir.tar.gz) is the stack's file asset: s3://cdk-...-assets-.../<hash>.gz
+    code = [t for t in tokens if "Fn::Sub" in t and "-assets-" in t["Fn::Sub"]]
+    assert code and all(t["Fn::Sub"].startswith("s3://cdk-") and t["Fn::Sub"].endswith(".gz") for t in code)
+    assert json.dumps(definition).count('"sagemaker_submit_directory": "<token>"') >= 1
+
+
+def test_substitute_replaces_longer_placeholders_first() -> None:
+    value = {"a": ["s3://mlops-placeholder-code/sourcedir.tar.gz", 3], "b": "mlops-placeholder-artifacts/x"}
+    out = substitute(value, {PLACEHOLDERS["code"]: "CODE", PLACEHOLDERS["bucket"]: "BUCKET",
+                             "mlops-placeholder": "WRONG"})
+    assert out == {"a": ["CODE", 3], "b": "BUCKET/x"}
+
+
+def test_the_role_pulls_exactly_the_images_the_definition_runs(synth: Any) -> None:
+    definition, _ = deployed_definition(synth, STACK)
+    images = image_repositories(definition)
+    assert images, "the definition names no ECR image"
+    statements = [s for p in synth.resources(STACK, "AWS::IAM::Policy").values()
+                  for s in p["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "PullTheDefinitionsImages"]
+    assert len(statements) == 1
+    resources = json.dumps(statements[0]["Resource"])
+    for account, region, repo in images:
+        assert f":ecr:{region}:{account}:repository/{repo}" in resources
+
+
+def test_the_role_may_pass_only_itself_and_register_only_in_its_group(synth: Any) -> None:
+    statements = {s.get("Sid"): s for p in synth.resources(STACK, "AWS::IAM::Policy").values()
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]}
+    passrole = statements["PassThisRoleToItsJobs"]
+    assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert "MlPipelineExecutionRole" in json.dumps(passrole["Resource"])
+    register = json.dumps(statements["RegisterModelVersions"]["Resource"])
+    assert "model-package/churn-models-dev/*" in register and "model-package-group/churn-models-dev" in register
+
+
+@pytest.mark.parametrize("stack", ["mlops-dev-ml-pipeline", "mlops-prod-ml-pipeline"])
+def test_it_retrains_on_a_schedule_and_after_each_successful_etl(synth: Any, stack: str) -> None:
+    rules = [r["Properties"] for r in synth.resources(stack, "AWS::Events::Rule").values()]
+    scheduled = [r for r in rules if r.get("ScheduleExpression") == "cron(0 4 ? * MON *)"]
+    after_etl = [r for r in rules if r.get("EventPattern", {}).get("detail-type") == ["Glue Job State Change"]]
+    assert len(scheduled) == 1 and len(after_etl) == 1
+    assert after_etl[0]["EventPattern"]["detail"]["state"] == ["SUCCEEDED"]
+    assert "EtlJob" in json.dumps(after_etl[0]["EventPattern"]["detail"]["jobName"])  # the data lake's job
+    for rule in (scheduled[0], after_etl[0]):
+        assert ":pipeline/churn-training-" in json.dumps(rule["Targets"][0]["Arn"])
+
+
+def test_an_environment_agnostic_stack_refuses_other_regions_than_the_definitions(synth: Any) -> None:
+    rules = synth.templates[STACK]["Rules"]
+    region_rules = [r for name, r in rules.items() if name.startswith("MlPipelineDefinitionRegion")]
+    assert len(region_rules) == 1
+    assert region_rules[0]["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}
