@@ -121,9 +121,14 @@ def _ingestion_date(value: str | None) -> date:
 
 def check_paths(args: EtlArgs) -> None:
     """An output inside the raw zone would be read back as raw input by the next run."""
-    raw = args.raw_path.rstrip("/") + "/"
+
+    def norm(path: str) -> str:
+        local = path.removeprefix("file://")
+        return (str(Path(local).resolve()) if is_local(path) else path).rstrip("/") + "/"
+
+    raw = norm(args.raw_path)
     for name in ("curated_path", "quarantine_path", "report_path"):
-        out = getattr(args, name).rstrip("/") + "/"
+        out = norm(getattr(args, name))
         if out.startswith(raw) or raw.startswith(out):
             raise EtlInputError(f"--{name} {getattr(args, name)} overlaps --raw_path {args.raw_path}")
 
@@ -151,11 +156,14 @@ logger.utils.level = error
 """
 
 
-def local_spark(master: str | None = None, shuffle_partitions: int | None = None, java_options: str = "") -> SparkSession:
+def local_spark(
+    master: str | None = None, shuffle_partitions: int | None = None, java_options: str | None = None
+) -> SparkSession:
     """A lean local session: no UI, errors-only logs, few shuffle partitions (small data, few cores).
 
-    ETL_SPARK_MASTER and ETL_SPARK_DRIVER_MEMORY override the defaults (`local[*]`, 2g). A session
-    already running in this process (a test's, a notebook's) is used as it is.
+    ETL_SPARK_MASTER, ETL_SPARK_DRIVER_MEMORY and ETL_SPARK_JAVA_OPTIONS override the defaults
+    (`local[*]`, 2g, none). A session already running in this process (a test's, a notebook's) is
+    used as it is.
     """
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -163,6 +171,7 @@ def local_spark(master: str | None = None, shuffle_partitions: int | None = None
     log_conf = Path(tempfile.gettempdir()) / "mlops-etl-log4j2.properties"
     log_conf.write_text(QUIET_LOG4J2)
     cores = os.cpu_count() or 2
+    jvm_options = os.environ.get("ETL_SPARK_JAVA_OPTIONS", "") if java_options is None else java_options
     builder = cast(Any, SparkSession.builder)
     return cast(
         "SparkSession",
@@ -172,7 +181,7 @@ def local_spark(master: str | None = None, shuffle_partitions: int | None = None
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions or 2 * cores))
         .config("spark.driver.memory", os.environ.get("ETL_SPARK_DRIVER_MEMORY", "2g"))
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_conf} {java_options}")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_conf} {jvm_options}")
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate(),
     )
@@ -215,6 +224,8 @@ def job_session(args: EtlArgs, glue: bool) -> Iterator[SparkSession]:
 def _session_settings(spark: SparkSession) -> None:
     # The rules rely on a failed cast giving null (etl_rules.py), whatever the platform default.
     spark.conf.set("spark.sql.ansi.enabled", "false")
+    # The plans are wide (every column three times); a longer plan string avoids a warning per run.
+    spark.conf.set("spark.sql.debug.maxToStringFields", "1000")
 
 
 class HadoopFiles:

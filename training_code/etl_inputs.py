@@ -17,6 +17,7 @@ import io
 import json
 import zlib
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -90,7 +91,8 @@ class RawInput:
     skipped: tuple[str, ...]  # empty files (noted in the run's output, never silently)
 
     def groups(self) -> dict[tuple[str, ...], list[str]]:
-        """Files that share a header are read together with one schema (column order may differ)."""
+        """Files with the same header are read together, with that header as their schema: files
+        whose columns come in another order (or with extra or fewer columns) are another read."""
         out: dict[tuple[str, ...], list[str]] = {}
         for f in self.files:
             out.setdefault(f.columns if self.format == "csv" else (), []).append(f.path)
@@ -102,13 +104,12 @@ def discover(raw_path: str, spec: DatasetSpec, files: FileSource) -> RawInput:
     listed = files.list_files(raw_path)
     if not listed:
         raise EtlInputError(f"{raw_path}: no raw files found (the path is missing or the folder is empty)")
-    checked: list[RawFile] = []
-    skipped: list[str] = []
-    for path, size in listed:
-        if size == 0:
-            skipped.append(path)
-            continue
-        checked.append(inspect_file(path, files.head(path, HEAD_BYTES), spec))
+    skipped = [path for path, size in listed if size == 0]
+    to_check = [path for path, size in listed if size > 0]
+    # One small read per file; on S3 each is a round trip, so a few run at once.
+    with ThreadPoolExecutor(max_workers=min(16, len(to_check) or 1)) as pool:
+        heads = list(pool.map(lambda p: files.head(p, HEAD_BYTES), to_check))
+    checked = [inspect_file(path, head, spec) for path, head in zip(to_check, heads, strict=True)]
     if not checked:
         raise EtlInputError(f"{raw_path}: every raw file is empty: {', '.join(skipped)}")
     formats = {f.format for f in checked}
@@ -134,7 +135,7 @@ def inspect_file(path: str, head: bytes, spec: DatasetSpec) -> RawFile:
         truncated = truncated or len(head) >= HEAD_BYTES
     if head.startswith(b"PAR1"):
         raise EtlInputError(f"{path}: is a Parquet file, not CSV or JSON Lines")
-    text = _decode(path, head)
+    text = _decode(path, head, truncated)
     lines = text.splitlines()
     if truncated and len(lines) > 1:
         lines = lines[:-1]  # the head cut the last line short
@@ -161,13 +162,13 @@ def _gunzip_head(path: str, head: bytes) -> bytes:
         raise EtlInputError(f"{path}: named .gz but is not gzip-compressed") from None
 
 
-def _decode(path: str, head: bytes) -> str:
+def _decode(path: str, head: bytes, truncated: bool) -> str:
     if b"\x00" in head:
         raise EtlInputError(f"{path}: is a binary file, not CSV or JSON Lines")
     try:
         return head.decode("utf-8")
     except UnicodeDecodeError as e:
-        if e.start >= len(head) - 4:  # the head cut a multi-byte character in two
+        if truncated and e.start >= len(head) - 4:  # the head cut a multi-byte character in two
             return head[: e.start].decode("utf-8")
         raise EtlInputError(f"{path}: is not UTF-8 text (byte {e.start}); CSV and JSON Lines must be UTF-8") from None
 

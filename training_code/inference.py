@@ -63,7 +63,8 @@ class Rows:
 
 # -- SageMaker handlers -----------------------------------------------------------------------
 def model_fn(model_dir: str, context: Any = None) -> LoadedModel:
-    return load_model(Path(model_dir), nthread=int(os.environ.get("OMP_NUM_THREADS", "0")) or None)
+    # One compute thread unless told otherwise: a server runs one worker per core.
+    return load_model(Path(model_dir), nthread=int(os.environ.get("OMP_NUM_THREADS", "0")) or 1)
 
 
 def input_fn(body: bytes | str, content_type: str) -> Rows:
@@ -270,9 +271,10 @@ def score_file(model: LoadedModel, path: Path, out: Path, accept: str = JSONLINE
     """Batch transform of one file (CSV with header, or Parquet): returns rows scored."""
     ctype = PARQUET if path.suffix == ".parquet" else CSV
     rows = input_fn(path.read_bytes(), ctype)
-    body, _ = output_fn(predict_fn(rows, model), accept)
+    prediction = predict_fn(rows, model)
+    body, _ = output_fn(prediction, accept)
     out.write_text(body)
-    return rows.n
+    return len(prediction.get("labels", prediction.get("predictions", [])))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -107,7 +107,7 @@ def deduplicate(df: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, dict
     if spec.key and all(k in df.columns for k in spec.key):
         n = len(df)
         if spec.timestamp_column and spec.timestamp_column in df.columns:
-            order = pd.to_datetime(df[spec.timestamp_column], errors="coerce", format="ISO8601")
+            order = pd.to_datetime(df[spec.timestamp_column], errors="coerce", format="ISO8601", utc=True)
             df = df.assign(_order=order).sort_values("_order", kind="stable", na_position="first")
             df = df.drop_duplicates(list(spec.key), keep="last").drop(columns="_order").sort_index()
         else:
@@ -145,7 +145,7 @@ def run(cfg: PreprocessConfig) -> dict[str, Any]:
     labeller = TabularTransformer(spec.target, spec.problem_type, list(spec.classes) if spec.classes else None,
                                   [], [], [])
     y, bad_label = labeller.encode_labels(df[spec.target])
-    reason = np.where(df[spec.target].isna().to_numpy(), "missing_target",
+    reason = np.where(normalize_label(df[spec.target]).isna().to_numpy(), "missing_target",
                       "unknown_class" if spec.is_classification else "non_numeric_target")
     quarantine = df[bad_label].assign(_quarantine_reason=reason[bad_label])
     df, y = df[~bad_label], y[~bad_label]

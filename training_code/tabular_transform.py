@@ -17,9 +17,10 @@ In lenient mode (training data) a malformed value is counted and imputed; in str
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,10 @@ def to_number(values: Any) -> tuple[np.ndarray, np.ndarray]:
     if s.dtype.kind in "fiub":
         return s.to_numpy(dtype=np.float64, na_value=np.nan), np.zeros(len(s), dtype=bool)
     blank = _blank(s)
-    num = pd.to_numeric(s.where(~blank, None), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    text = s.astype("string").str.strip()
+    shape_ok = text.str.fullmatch(NUMBER).fillna(False).to_numpy(dtype=bool)
+    num = pd.to_numeric(text.where(~blank & shape_ok, None), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan)
     return num, np.isnan(num) & ~blank
 
 
@@ -261,8 +265,11 @@ def to_days(values: Any) -> tuple[np.ndarray, np.ndarray]:
         days[np.isnat(d)] = np.nan
         return days, np.zeros(len(s), dtype=bool)
     blank = _blank(s)
-    parsed = pd.to_datetime(s.where(~blank, None), errors="coerce", format="ISO8601")
-    d = parsed.to_numpy(dtype="datetime64[D]")
+    text = s.astype("string").str.strip()
+    shape_ok = text.str.fullmatch(ISO_DATE).fillna(False).to_numpy(dtype=bool)
+    # utc=True: an offset is converted, and a mix of offsets is not an error; the date is the UTC one.
+    parsed = pd.to_datetime(text.where(~blank & shape_ok, None), errors="coerce", format="ISO8601", utc=True)
+    d = parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[D]")
     nat = np.isnat(d)
     days = d.astype(np.int64).astype(np.float64)
     days[nat] = np.nan
@@ -287,8 +294,13 @@ def normalize_label(values: Any) -> pd.Series:
     return normalize_category(s)
 
 
-# Requests carry a few rows: plain Python beats pandas' per-call overhead by 10x there.
+# Requests carry a few rows: plain Python beats pandas' per-call overhead by 10x there. Both
+# paths accept exactly the same texts: these shapes, then the same parse, dates in UTC.
 SMALL = 64
+NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:inf|infinity)"
+ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+_NUMBER_RE = re.compile(NUMBER)
+_ISO_DATE_RE = re.compile(ISO_DATE)
 
 
 def _small(values: Any) -> bool:
@@ -307,9 +319,11 @@ def _to_number_small(values: Any) -> tuple[np.ndarray, np.ndarray]:
     for i, v in enumerate(values):
         if _is_blank(v):
             continue
-        try:
+        if isinstance(v, int | float) and not isinstance(v, bool):
             out[i] = float(v)
-        except (TypeError, ValueError):
+        elif _NUMBER_RE.fullmatch(str(v).strip()):
+            out[i] = float(str(v).strip())
+        else:
             bad[i] = True
     return out, bad
 
@@ -320,10 +334,17 @@ def _to_days_small(values: Any) -> tuple[np.ndarray, np.ndarray]:
     for i, v in enumerate(values):
         if _is_blank(v):
             continue
+        text = str(v).strip()
         try:
-            out[i] = float((date.fromisoformat(str(v).strip()[:10]) - EPOCH_DATE).days)
+            if not _ISO_DATE_RE.fullmatch(text):
+                raise ValueError(text)
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             bad[i] = True
+            continue
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)
+        out[i] = float((moment.date() - EPOCH_DATE).days)
     return out, bad
 
 

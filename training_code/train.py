@@ -6,8 +6,9 @@ one can equally be given as an argument (Azure ML, local). A misspelt hyperparam
 
 Metrics are printed one per line as `<channel>:<metric>=<value>` (e.g. `validation:auc=0.91234`)
 for SageMaker metric definitions and tuning objectives, and logged to MLflow when
-MLFLOW_TRACKING_URI is set. XGBoost checkpoints to --checkpoint-dir every few rounds and resumes
-from the latest checkpoint (managed spot training); the resumed model equals an uninterrupted one.
+MLFLOW_TRACKING_URI is set. XGBoost checkpoints to --checkpoint-dir every 10 rounds and resumes
+from the latest checkpoint (managed spot training); resumed from one of those periodic checkpoints,
+the model equals an uninterrupted run's.
 
     python train.py --train out/train --validation out/validation --transformer out/transformer \
         --model-dir out/model --max_depth 6 --eta 0.1

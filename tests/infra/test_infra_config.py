@@ -28,7 +28,8 @@ def test_names_carry_the_stage_so_both_stages_fit_in_one_account() -> None:
 
 
 def test_a_misspelt_field_fails_naming_it_and_the_likely_one() -> None:
-    with pytest.raises(ConfigError, match=re.escape("'endpoint_instnce_type' (did you mean 'endpoint_instance_type'?)")):
+    hint = "'endpoint_instnce_type' (did you mean 'endpoint_instance_type'?)"
+    with pytest.raises(ConfigError, match=re.escape(hint)):
         stage_config("dev", {"endpoint_instnce_type": "ml.m5.large"})
 
 

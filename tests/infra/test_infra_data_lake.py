@@ -24,8 +24,8 @@ def bucket(synth: Any, stack: str, zone: str) -> dict[str, Any]:
 
 def test_raw_ages_into_infrequent_access_then_archive_and_old_versions_expire(synth: Any) -> None:
     rules = {r["Id"]: r for r in bucket(synth, STACK, "Raw")["LifecycleConfiguration"]["Rules"]}
-    assert [(t["StorageClass"], t["TransitionInDays"]) for t in rules["raw-to-infrequent-access-then-archive"]["Transitions"]] \
-        == [("STANDARD_IA", 30), ("GLACIER", 90)]
+    transitions = rules["raw-to-infrequent-access-then-archive"]["Transitions"]
+    assert [(t["StorageClass"], t["TransitionInDays"]) for t in transitions] == [("STANDARD_IA", 30), ("GLACIER", 90)]
     for zone in ("Raw", "Curated", "Quarantine", "Artifacts"):
         rules = {r["Id"]: r for r in bucket(synth, STACK, zone)["LifecycleConfiguration"]["Rules"]}
         assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 90
@@ -47,7 +47,8 @@ def test_glue_job_runs_etl_py_on_glue_5_with_its_modules_and_spec(synth: Any) ->
     assert args["--job-bookmark-option"] == "job-bookmark-enable"
     for name in ("--raw_path", "--curated_path", "--quarantine_path", "--report_path"):
         assert json.dumps(args[name]).startswith('{"Fn::Join": ["", ["s3://"'), name
-    assert "/churn/" in json.dumps(args["--curated_path"]) and "/etl/reports/churn/" in json.dumps(args["--report_path"])
+    assert "/churn/" in json.dumps(args["--curated_path"])
+    assert "/etl/reports/churn/" in json.dumps(args["--report_path"])
     # Modules travel as one zip (importable by name); the spec under its asset name, which the job is told.
     assert json.dumps(args["--extra-py-files"]).endswith('.zip"]]}')
     assert json.dumps(args["--extra-files"]).endswith(f'/{args["--spec_path"]}"]]}}')
@@ -93,7 +94,8 @@ def test_new_raw_data_and_the_schedule_start_one_batched_workflow_then_the_crawl
         assert ":workflow/" in json.dumps(rule["Targets"][0]["Arn"])
     # EventBridge may notify that workflow, nothing else.
     t.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": [
-        {"Action": "glue:notifyEvent", "Effect": "Allow", "Resource": Match.object_like({"Fn::Join": Match.any_value()})}]}})
+        {"Action": "glue:notifyEvent", "Effect": "Allow",
+         "Resource": Match.object_like({"Fn::Join": Match.any_value()})}]}})
 
 
 def test_crawler_catalogs_the_curated_zone_into_the_lake_database(synth: Any) -> None:

@@ -6,7 +6,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-
 # Actions that only accept "*" as resource (the service has no resource-level permissions for them).
 UNSCOPABLE = {
     "ecr:GetAuthorizationToken",

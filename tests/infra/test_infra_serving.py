@@ -129,10 +129,14 @@ def test_drift_on_any_feature_raises_one_alarm_that_starts_retraining(synth: Any
 
 
 def test_analyzer_registries_agree_with_the_sagemaker_sdk() -> None:
-    import importlib.resources
+    import importlib.util
+    from pathlib import Path
 
-    sdk = json.loads(importlib.resources.files("sagemaker.core").joinpath(
-        "image_uri_config/model-monitor.json").read_text())
+    # Located, not imported: importing the SDK takes seconds.
+    spec = importlib.util.find_spec("sagemaker")
+    assert spec and spec.submodule_search_locations
+    path = Path(spec.submodule_search_locations[0]) / "core" / "image_uri_config" / "model-monitor.json"
+    sdk = json.loads(path.read_text())
     registries = next(iter(sdk["versions"].values()))["registries"]
     assert next(iter(sdk["versions"].values()))["repository"] == ANALYZER_REPOSITORY
     for region, account in ANALYZER_REGISTRIES.items():

@@ -21,13 +21,31 @@ ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 
 
 def normalized(template: dict[str, Any]) -> str:
-    return ASSET_HASH.sub("<asset-hash>", json.dumps(template, indent=1, sort_keys=True)) + "\n"
+    text = ASSET_HASH.sub("<asset-hash>", json.dumps(template, sort_keys=True))
+    return json.dumps(_resources_sorted(json.loads(text)), indent=1, sort_keys=True) + "\n"
 
 
-def test_normalization_removes_asset_hashes_only() -> None:
-    h = "ab" * 32
-    text = normalized({"S3Key": f"{h}.zip", "Name": "mlops-dev-endpoint", "Other": "ab" * 31})
+def _resources_sorted(value: Any) -> Any:
+    """IAM statements list their resources sorted as text, so an asset hash moves them: sort them
+    again once the hashes are gone (their order means nothing)."""
+    if isinstance(value, dict):
+        out = {k: _resources_sorted(v) for k, v in value.items()}
+        if isinstance(out.get("Resource"), list) and "Effect" in out:
+            out["Resource"] = sorted(out["Resource"], key=lambda r: json.dumps(r, sort_keys=True))
+        return out
+    if isinstance(value, list):
+        return [_resources_sorted(v) for v in value]
+    return value
+
+
+def test_normalization_removes_asset_hashes_and_the_order_they_imposed_only() -> None:
+    h1, h2 = "ab" * 32, "ff" * 32
+    text = normalized({"S3Key": f"{h1}.zip", "Name": "mlops-dev-endpoint", "Other": "ab" * 31, "Steps": ["b", "a"]})
     assert "<asset-hash>.zip" in text and "mlops-dev-endpoint" in text and "ab" * 31 in text
+    assert json.loads(text)["Steps"] == ["b", "a"]
+    one = {"Effect": "Allow", "Resource": [f"arn:aws:s3:::b/{h1}.py", f"arn:aws:s3:::b/{h2}.json"]}
+    two = {"Effect": "Allow", "Resource": [f"arn:aws:s3:::b/{h2}.py", f"arn:aws:s3:::b/{h1}.json"]}
+    assert normalized(one) == normalized({**two, "Resource": list(reversed(two["Resource"]))})
 
 
 @pytest.mark.parametrize("stack", [f"mlops-{s}-{c}" for s in ("dev", "prod")

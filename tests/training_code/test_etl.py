@@ -23,6 +23,7 @@ import etl
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
+from dataset_spec import load_spec
 from etl_inputs import EtlInputError, LocalFiles, discover
 from pyspark.sql import SparkSession
 
@@ -89,7 +90,8 @@ MALFORMED_LINES = ["C021,2026-06-30,only-three-fields"]
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    session = etl.local_spark(master="local[2]", shuffle_partitions=2)
+    # C1-only JIT: the tests run many tiny jobs, where C2's compile time is pure cost.
+    session = etl.local_spark(master="local[2]", shuffle_partitions=2, java_options="-XX:TieredStopAtLevel=1")
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -353,7 +355,7 @@ def test_bad_raw_file_is_a_clear_error_before_any_write(
     raw.mkdir()
     make(raw / name)
     with pytest.raises(EtlInputError) as err:
-        discover(str(raw), etl.load_spec(SPEC), LocalFiles())
+        discover(str(raw), load_spec(SPEC), LocalFiles())
     assert message in str(err.value)
     assert etl.main(etl_args(tmp_path, raw)) == 2
     assert message in capsys.readouterr().err
@@ -477,7 +479,7 @@ def test_hadoop_file_source_matches_local_listing(spark: SparkSession, tmp_path:
     (raw / "_tmp").mkdir()
     write_csv(raw / "_tmp" / "c.csv", [GOOD])
     files = etl.HadoopFiles(spark)
-    spec = etl.load_spec(SPEC)
+    spec = load_spec(SPEC)
     via_hadoop = discover(f"file://{raw}", spec, files)
     via_local = discover(str(raw), spec, LocalFiles())
     assert [f.path.removeprefix("file:") for f in via_hadoop.files] == [f.path for f in via_local.files]

@@ -266,8 +266,6 @@ def test_dedup_by_key_keeps_the_latest_snapshot() -> None:
     assert np.array_equal(out.index, [0, 1])
 
 
-@pytest.mark.xfail(strict=True, reason="preprocess.run tells missing from unknown labels with df[target].isna(), so a "
-                   "label written as 'NA' / 'null' / '' (missing everywhere else) is reported as unknown_class")
 def test_a_label_written_as_na_is_quarantined_as_missing(tmp_path: Path) -> None:
     df = fx.byo_frame("binary", n=60)
     df.loc[[5, 6], "renewed"] = ["NA", "null"]
@@ -278,8 +276,6 @@ def test_a_label_written_as_na_is_quarantined_as_missing(tmp_path: Path) -> None
     assert json.loads((out / "report" / "data_report.json").read_text())["quarantined"] == {"missing_target": 2}
 
 
-@pytest.mark.xfail(strict=True, reason="tabular_transform.to_days: pd.to_datetime raises 'Mixed timezones detected' "
-                   "(a ValueError preprocess does not catch): a traceback instead of a counted value")
 def test_a_date_with_a_timezone_offset_among_plain_dates_is_not_a_crash(tmp_path: Path) -> None:
     df = fx.byo_frame("binary", n=80)
     df.loc[3, "joined_on"] = "2025-03-01T23:30:00-05:00"
