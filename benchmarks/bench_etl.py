@@ -61,7 +61,7 @@ def _null_where(arr: pa.ChunkedArray, mask: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _cleaned(raw: pa.ChunkedArray) -> pa.ChunkedArray:
-    v = pc.replace_substring_regex(raw, rules.EDGE_WHITESPACE, "")
+    v = pc.utf8_trim(raw, characters=rules.EDGE_WHITESPACE)
     return _null_where(v, pc.equal(v, ""))
 
 
@@ -119,6 +119,7 @@ def _latest_per_key(curated: pa.Table, spec: DatasetSpec) -> pa.Table:
     ts = spec.timestamp_column
     keys = [(k, "ascending") for k in spec.key]
     keys += [(ts, "descending")] if ts else []
+    # Spark breaks exact ties by a hash of the raw row; any fixed rule gives the same counts.
     keys += [(c.name, "ascending") for c in spec.columns if c.name not in (*spec.key, ts)]
     try:  # nulls last on every key, as Spark's asc/desc_nulls_last
         order = pc.sort_indices(curated, sort_keys=[(k, o, "at_end") for k, o in keys])

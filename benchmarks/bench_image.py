@@ -201,7 +201,7 @@ def main() -> int:
                    help="threads for PyTorch and ONNX Runtime (fewer than the cores on a shared machine)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    per_class, epochs, steps = (60, 2, 5) if args.quick else (400, 3, 20)
+    per_class, epochs, steps = (60, 2, 3) if args.quick else (400, 3, 8)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.threads} thread(s), "
           + (f"GPU {gpu}" if gpu else "no GPU: CPU figures only; fp16, CUDA bf16 and nccl are not measured"))

@@ -20,11 +20,14 @@ from infra.nag import NagChecks
 from infra.stacks import StageStacks, build_stage
 from pipelines.paths import REPO_ROOT
 
-# Feature flags the constructs rely on (defaults: cdk.json and `-c` win). Server access logs are
-# delivered through a bucket policy, not the legacy LogDeliveryWrite ACL, so every bucket can keep
-# ACLs disabled (BucketOwnerEnforced).
+# Feature flags the constructs rely on (defaults: cdk.json and `-c` win).
+# - Server access logs are delivered through a bucket policy, not the legacy LogDeliveryWrite ACL,
+#   so every bucket keeps ACLs disabled (BucketOwnerEnforced).
+# - Cross-stack references stay CloudFormation exports ("strong"): a producer stack cannot delete
+#   what another stack still uses (set explicitly, which also silences CDK's per-synth warning).
 FEATURE_FLAGS: dict[str, Any] = {
     "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+    "@aws-cdk/core:defaultCrossStackReferences": "strong",
 }
 
 

@@ -15,6 +15,7 @@ wraps the AwsSolutions pack: it runs the pack and drops the violations an acknow
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +31,8 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
 METADATA_KEY = "mlops:nag-acknowledgment"
+# The app (root construct) -> (owner path, acknowledgment) of every `acknowledge` made in it.
+_REGISTRY: weakref.WeakKeyDictionary[IConstruct, list[tuple[str, Acknowledgment]]] = weakref.WeakKeyDictionary()
 MIN_REASON = 20
 _RULE = re.compile(r"^(?P<rule>[A-Za-z0-9]+-[A-Za-z0-9]+)(?:\[(?P<finding>.*)\])?$", re.DOTALL)
 
@@ -77,6 +80,9 @@ def acknowledge(scope: IConstruct, rule: str, reason: str, *, findings: Sequence
     for p in findings:
         re.compile(p)
     scope.node.add_metadata(METADATA_KEY, {"rule": rule, "reason": reason, "findings": list(findings)})
+    # Also kept on the Python side: listing them all through the construct tree is slow (jsii calls).
+    _REGISTRY.setdefault(scope.node.root, []).append(
+        (scope.node.path, Acknowledgment(rule, reason, tuple(findings))))
 
 
 def acknowledgments_of(scope: IConstruct) -> list[tuple[str, Acknowledgment]]:
@@ -89,9 +95,9 @@ def acknowledgments_of(scope: IConstruct) -> list[tuple[str, Acknowledgment]]:
     return found
 
 
-def all_acknowledgments(root: IConstruct) -> list[tuple[str, Acknowledgment]]:
-    """(owner path, acknowledgment) of every construct under `root`."""
-    return [(c.node.path, a) for c in root.node.find_all() for a in _recorded(c)]
+def all_acknowledgments(app: IConstruct) -> list[tuple[str, Acknowledgment]]:
+    """(owner path, acknowledgment) of every `acknowledge` made in `app`."""
+    return list(_REGISTRY.get(app.node.root, []))
 
 
 def _recorded(node: IConstruct) -> list[Acknowledgment]:

@@ -41,7 +41,6 @@ class Network(Construct):
         nat_gateways: int,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
-        availability_zones: list[str] | None = None,
     ) -> None:
         super().__init__(scope, id_)
         private_type = (
@@ -56,12 +55,11 @@ class Network(Construct):
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(cidr),
-            # Given for a stack with a concrete region: CDK would otherwise look the zones up (a call
-            # to AWS at synth time); tokens resolve to the region's zones at deploy time instead.
-            max_azs=None if availability_zones else max_azs,
-            availability_zones=availability_zones,
+            max_azs=max_azs,
             nat_gateways=nat_gateways,
             subnet_configuration=subnets,
+            # Nothing uses the default security group (workloads get their own below); locking it
+            # down would take a Lambda-backed custom resource for no gain.
             restrict_default_security_group=False,
             flow_logs={
                 "all": ec2.FlowLogOptions(
@@ -71,7 +69,6 @@ class Network(Construct):
             },
         )
         self.workload_subnets = ec2.SubnetSelection(subnet_type=private_type)
-        self.subnet_ids = self.vpc.select_subnets(subnet_type=private_type).subnet_ids
 
         self.vpc.add_gateway_endpoint(
             "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.workload_subnets]

@@ -36,24 +36,18 @@ def start_pipeline_rule(
     description: str,
     event_pattern: Mapping[str, object] | None = None,
     schedule: str | None = None,
-    parameters: Mapping[str, str] | None = None,
     role: iam.IRole | None = None,
 ) -> events.CfnRule:
-    """A rule that starts a SageMaker pipeline execution on an event pattern or a schedule.
+    """A rule that starts a SageMaker pipeline execution (with its default parameters) on an event
+    pattern or a schedule.
 
-    L1 because the L2 target config has no SageMakerPipelineParameters. Pass `role` to share one
-    role between several rules of a stack; otherwise one is made, allowed to start this pipeline only.
+    L1: the L2 rule target has no SageMaker pipeline target. Pass `role` to share one role between
+    the rules of a stack; otherwise one is made, allowed to start this pipeline only.
     """
     if (event_pattern is None) == (schedule is None):
         raise ValueError(f"{id_}: give exactly one of event_pattern and schedule")
     if role is None:
         role = pipeline_starter_role(scope, f"{id_}Role", pipeline_arn=pipeline_arn)
-    target: dict[str, object] = {"arn": pipeline_arn, "id": "pipeline", "role_arn": role.role_arn,
-                                 "retry_policy": {"maximum_retry_attempts": 3}}
-    if parameters:
-        target["sage_maker_pipeline_parameters"] = {
-            "pipeline_parameter_list": [{"name": k, "value": v} for k, v in sorted(parameters.items())]
-        }
     return events.CfnRule(
         scope,
         id_,
@@ -61,7 +55,10 @@ def start_pipeline_rule(
         event_pattern=dict(event_pattern) if event_pattern is not None else None,
         schedule_expression=schedule,
         state="ENABLED",
-        targets=[events.CfnRule.TargetProperty(**target)],  # type: ignore[arg-type]
+        targets=[events.CfnRule.TargetProperty(
+            arn=pipeline_arn, id="pipeline", role_arn=role.role_arn,
+            retry_policy=events.CfnRule.RetryPolicyProperty(maximum_retry_attempts=3),
+        )],
     )
 
 

@@ -71,7 +71,7 @@ class Serving(Construct):
         subnet_ids = vpc.select_subnets(subnet_type=subnets.subnet_type).subnet_ids
         self.capture_uri = s3_uri(artifacts, CAPTURE_PREFIX)
 
-        # -- the model ------------------------------------------------------------------------------
+        # -- the role the endpoint's containers run as (also used by the deployer's new models) ------
         self.model_role = iam.Role(self, "ModelRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                                    description="The endpoint's containers: model artefacts, code, capture")
         artifacts.grant_read(self.model_role)  # model.tar.gz and code the pipeline wrote

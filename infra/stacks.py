@@ -53,6 +53,15 @@ class _StageStack(Stack):
             Tags.of(self).add(k, v)
 
     @property
+    def availability_zones(self) -> list[str]:
+        """The region's zones as deploy-time tokens, whether or not the region is known.
+
+        For a stack with a concrete account and region CDK would look the zones up, a call to AWS at
+        synth time (and a cdk.context.json to keep): synth stays offline instead.
+        """
+        return [Fn.select(i, Fn.get_azs()) for i in range(3)]
+
+    @property
     def removal_policy(self) -> RemovalPolicy:
         return RemovalPolicy.RETAIN if self.config.retain_data else RemovalPolicy.DESTROY
 
@@ -67,7 +76,6 @@ class NetworkStack(_StageStack):
         self.network = Network(
             self, "Network", cidr=config.vpc_cidr, max_azs=config.max_azs, nat_gateways=config.nat_gateways,
             log_retention=self.log_retention, removal_policy=self.removal_policy,
-            availability_zones=[Fn.select(i, Fn.get_azs()) for i in range(config.max_azs)] if config.region else None,
         )
 
 
@@ -114,7 +122,7 @@ class ServingStack(_StageStack):
         super().__init__(scope, config, "serving", "endpoint, autoscaling, deployment, Model Monitor")
         lake, net, ml = data.lake, network.network, pipeline.ml
         # Its rules start that pipeline (named, not referenced): deploy after it.
-        self.add_dependency(pipeline)
+        self.add_stack_dependency(pipeline)
         if config.model_package_arn is None:
             Annotations.of(self).add_warning_v2(
                 NO_ENDPOINT_WARNING,

@@ -84,7 +84,6 @@ class LocalPipeline:
         self.say = say
         self.run_id = cfg.run_id or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.folder = paths.runs() / self.run_id
-        self.code = code_fingerprint()
         self.records = {s.name: StepRecord(s.name) for s in STEPS}
         self.result = RunResult(self.run_id, self.folder, list(self.records.values()))
         self.spec_path: Path | None = None
@@ -94,11 +93,11 @@ class LocalPipeline:
         return self.folder / step
 
     def _cached_step(self, step: str, params: dict[str, Any], inputs: list[Path],
-                     work: Callable[[Path], str]) -> None:
+                     work: Callable[[Path], str], script: str | None = None) -> None:
         """Run `work(out_dir) -> summary` unless an identical step ran before."""
         rec = self.records[step]
         out = self.out(step)
-        key = step_key(step, params, inputs, self.code)
+        key = step_key(step, params, inputs, code_fingerprint(script or _script_of(step, self.workload)))
         start = time.perf_counter()
         hit = restore(step, key, out) if self.cfg.use_cache else None
         if hit is not None:
@@ -138,23 +137,19 @@ class LocalPipeline:
             marker.touch()
         return raw
 
-    def spec_file(self) -> Path:
-        """The dataset spec every step reads: given, the default churn spec, or a target-only one."""
+    def spec_file(self) -> Path | None:
+        """The dataset spec: given, or the default churn spec; None for bring-your-own data with
+        only --target (preprocessing then infers every type and the problem type)."""
         if self.cfg.spec is not None:
             return self.cfg.spec.resolve()
         if self.cfg.target is None:
             return paths.TRAINING_CODE / "specs" / "churn.json"
-        spec = {"name": "dataset", "target": self.cfg.target,
-                "problem_type": self.cfg.problem_type or "binary", "columns": []}
-        path = self.folder / "spec.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(spec, indent=2))
-        return path
+        return None
 
     def etl(self, raw: Path) -> Path:
         """raw -> curated with the Spark ETL script; Parquet inputs are already curated."""
         rec = self.records["etl"]
-        if self.cfg.target is not None and self.cfg.spec is None:
+        if self.spec_path is None:
             rec.status, rec.summary = "skipped", "bring-your-own data without a spec: no schema to enforce"
             self.say(f"- etl: skipped ({rec.summary})")
             return raw
@@ -178,8 +173,9 @@ class LocalPipeline:
         return self.out("etl") / "curated"
 
     def preprocess(self, curated: Path) -> None:
-        assert self.spec_path is not None
-        args = ["--input", str(curated), "--spec", str(self.spec_path), "--seed", str(self.cfg.seed)]
+        args = ["--input", str(curated), "--seed", str(self.cfg.seed)]
+        if self.spec_path is not None:
+            args += ["--spec", str(self.spec_path)]
         if self.cfg.target:
             args += ["--target", self.cfg.target]
         if self.cfg.problem_type:
@@ -192,7 +188,8 @@ class LocalPipeline:
             return (f"{report['rows_used']} rows used, {sum(report['quarantined'].values())} quarantined; "
                     f"{s['train']}/{s['validation']}/{s['test']} split, {report['features_out']} features")
 
-        self._cached_step("preprocess", {"args": args, "spec": self.spec_path.read_text()}, [curated], work)
+        spec_text = self.spec_path.read_text() if self.spec_path else None
+        self._cached_step("preprocess", {"args": args, "spec": spec_text}, [curated], work)
         report = json.loads((self.out("preprocess") / "report" / "data_report.json").read_text())
         self.result.problem_type = report["spec"]["problem_type"]
 
@@ -285,7 +282,6 @@ class LocalPipeline:
                               "not registered (lower --threshold, or improve the data or the search space)")
 
     def baseline(self) -> None:
-        assert self.spec_path is not None
         raw_train = self.out("preprocess") / "raw_train"
 
         def work(out: Path) -> str:
@@ -350,6 +346,16 @@ class LocalPipeline:
 
         publish_current(self)
         return self.result
+
+
+def _script_of(step: str, workload: str) -> str | None:
+    from pipelines.definition import step as step_def
+
+    script = step_def(step).script
+    if workload == "image" and script:
+        script = {"preprocess.py": "image_preprocess.py", "train.py": "image_train.py",
+                  "evaluate.py": "image_evaluate.py", "inference.py": "image_inference.py"}.get(script, script)
+    return script
 
 
 def _json_get(doc: dict[str, Any], path: str) -> Any:

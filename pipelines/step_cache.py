@@ -7,6 +7,7 @@ cached outputs into the run folder, so every run folder is complete on its own.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -34,10 +35,30 @@ def hash_paths(h: Any, roots: Iterable[Path]) -> None:
             _hash_file(h, f)
 
 
-def code_fingerprint() -> str:
+def local_imports(script: str) -> list[Path]:
+    """The script and every training_code module it imports, directly or not."""
+    seen: dict[str, Path] = {}
+    todo = [script.removesuffix(".py")]
+    while todo:
+        name = todo.pop()
+        path = paths.TRAINING_CODE / f"{name}.py"
+        if name in seen or not path.exists():
+            continue
+        seen[name] = path
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                todo += [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                todo.append(node.module.split(".")[0])
+    return sorted(seen.values())
+
+
+def code_fingerprint(script: str | None = None) -> str:
+    """What a step's code is: its script and what it imports (all of training_code when None),
+    plus the specs and requirements. An edit elsewhere does not invalidate the step."""
     h = hashlib.sha256()
-    hash_paths(h, sorted(p for p in paths.TRAINING_CODE.iterdir()
-                         if p.suffix in (".py", ".txt") or p.name == "specs"))
+    files = local_imports(script) if script else sorted(paths.TRAINING_CODE.glob("*.py"))
+    hash_paths(h, [*files, paths.TRAINING_CODE / "requirements.txt", paths.TRAINING_CODE / "specs"])
     return h.hexdigest()
 
 

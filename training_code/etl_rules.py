@@ -30,7 +30,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as sf
 from pyspark.sql.types import DataType, DateType, DoubleType, LongType, StringType
 
-EDGE_WHITESPACE = r"^[ \t\r\n]+|[ \t\r\n]+$"
+EDGE_WHITESPACE = " \t\r\n"  # trimmed from both ends of every value
 NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 INTEGER_RE = r"^[+-]?[0-9]+(\.0*)?$"
 INTEGER_PART_RE = r"^([+-]?[0-9]+)"
@@ -92,7 +92,7 @@ def cleaned_name(name: str) -> str:
 
 def cleaned(raw: Column) -> Column:
     """Trimmed text; empty means missing."""
-    return sf.nullif(sf.regexp_replace(raw, EDGE_WHITESPACE, ""), sf.lit(""))
+    return sf.nullif(sf.btrim(raw, sf.lit(EDGE_WHITESPACE)), sf.lit(""))
 
 
 def typed_value(c: ColumnSpec, v: Column) -> Column:
@@ -156,21 +156,30 @@ def is_valid() -> Column:
 
 
 def mark_kept(checked: DataFrame, spec: DatasetSpec) -> DataFrame:
-    """Add `_keep`: the row is valid and the latest of its key (ties broken by the other values,
-    so every run keeps the same row).
+    """Add `_keep`: the row is valid and the latest of its key.
 
-    One window over all rows, so the input is read once. Invalid rows are spread by a hash of their
-    raw values instead of grouped by key: rows missing their key would otherwise pile into one task.
+    An exact tie (same key, same timestamp, other values differ) is broken by a hash of the raw
+    values: arbitrary, but the same row wins on every run. One window over all rows, so the input
+    is read once; invalid rows are spread by that hash instead of grouped by key, as rows missing
+    their key would otherwise pile into one task. Each row then keeps only what its zone needs
+    (typed values for the curated zone, raw text for the quarantine): the cached data is smaller.
     """
     valid = is_valid()
-    if not spec.key:
-        return checked.withColumn(KEEP, valid)
-    spread = sf.when(~valid, sf.xxhash64(*[col(c.name) for c in spec.columns], col(RAW_RECORD)))
-    ts = spec.timestamp_column
-    order = [col(typed_name(ts)).desc_nulls_last()] if ts else []
-    order += [col(typed_name(c.name)).asc_nulls_last() for c in spec.columns if c.name not in (*spec.key, ts)]
-    w = Window.partitionBy(spread, *[col(typed_name(k)) for k in spec.key]).orderBy(*order)
-    return checked.withColumn(KEEP, valid & (sf.row_number().over(w) == 1))
+    row_hash = sf.xxhash64(*[col(c.name) for c in spec.columns], col(RAW_RECORD))
+    if spec.key:
+        ts = spec.timestamp_column
+        order = [col(typed_name(ts)).desc_nulls_last()] if ts else []
+        w = Window.partitionBy(sf.when(~valid, row_hash), *[col(typed_name(k)) for k in spec.key])
+        keep = valid & (sf.row_number().over(w.orderBy(*order, row_hash)) == 1)
+    else:
+        keep = valid
+    return checked.select(
+        *[sf.when(~valid, col(n)).alias(n) for n in (*[c.name for c in spec.columns], RAW_RECORD, SOURCE_FILE)],
+        *[sf.when(valid, col(typed_name(c.name))).alias(typed_name(c.name)) for c in spec.columns],
+        col(COPIES),
+        col(REASONS),
+        keep.alias(KEEP),
+    )
 
 
 def reason_texts(spec: DatasetSpec) -> list[str]:

@@ -156,7 +156,8 @@ def compare(fp32_path: Path, int8_path: Path, x: np.ndarray, y: np.ndarray) -> d
 def load_folder(root: Path, classes: Sequence[str], size: int, channels: int,
                 limit: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Normalized inputs and label indices of the images in root/<label>/ (labels from `classes`)."""
-    files = [(f, i) for i, c in enumerate(classes) for f in sorted((root / c).glob("*")) if f.is_file()]
+    files = [(f, i) for i, c in enumerate(classes) for f in sorted((root / c).rglob("*"))
+             if f.is_file() and not f.name.startswith(".")]
     if limit is not None and len(files) > limit:
         keep = np.random.default_rng(seed).choice(len(files), limit, replace=False)
         files = [files[i] for i in sorted(keep)]

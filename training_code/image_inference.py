@@ -15,9 +15,10 @@ its HTTP status: a corrupt image CorruptImageError (400), a malformed batch Inva
 an unknown content type UnsupportedContentTypeError (415), an unknown accept type
 UnsupportedAcceptError (406).
 
-The model served is the one model_meta.json names ("serving_model"): the int8 model when it kept
-validation accuracy within 2 points of fp32, else the fp32 one. Only numpy, Pillow and ONNX Runtime
-are imported: no PyTorch in the serving container.
+The model served is int8 when it kept validation accuracy within 2 points of fp32 (model_meta.json's
+"serving_model") and this CPU has int8 dot-product instructions (VNNI, AMX, Arm dotprod); else fp32,
+which is faster without them (0.64x for int8 on an AVX2-only CPU, benchmarks/bench_image.py).
+Only numpy, Pillow and ONNX Runtime are imported: no PyTorch in the serving container.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from image_hardware import cpu_flags, native_int8_dot
 from image_preprocess import CorruptImageError, decode_image, image_to_pixels, to_model_input
 from input_errors import InputError, UnsupportedContentTypeError
 from PIL import Image
@@ -95,13 +97,21 @@ class ImageClassifier:
         return self.predict_proba(to_model_input(pixels))
 
 
+def serving_file(meta: dict[str, Any], flags: set[str]) -> str:
+    """The ONNX file to serve: int8 if training found it accurate enough (model_meta.json's
+    "serving_model") *and* this CPU has int8 dot-product instructions; else fp32, which is faster
+    without them."""
+    chosen = meta.get("serving_model") or VARIANTS["fp32"]
+    return chosen if chosen != VARIANTS["int8"] or native_int8_dot(flags) else VARIANTS["fp32"]
+
+
 def load_classifier(model_dir: str | Path, variant: str | None = None, threads: int = 0) -> ImageClassifier:
-    """The classifier in `model_dir`; `variant` "fp32" or "int8" overrides model_meta.json's choice."""
+    """The classifier in `model_dir`; `variant` "fp32" or "int8" overrides serving_file's choice."""
     root = Path(model_dir)
     meta = json.loads((root / "model_meta.json").read_text())
     if variant is not None and variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {sorted(VARIANTS)}")
-    model_file = VARIANTS[variant] if variant else (meta.get("serving_model") or VARIANTS["fp32"])
+    model_file = VARIANTS[variant] if variant else serving_file(meta, cpu_flags())
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads  # 0: ONNX Runtime decides
     opts.log_severity_level = 3

@@ -10,8 +10,8 @@ so a tuned value means the same on one instance or several.
 
 Precision `auto` follows the hardware: bf16 on a GPU that supports it (else fp16 with a gradient
 scaler), bf16 autocast on CPUs with native bf16 (AVX512-BF16 / AMX, Arm BF16), else fp32. On a CPU
-without them bf16 is emulated and much slower (measured ~20x on a small MLP on this project's
-build machine), so it is never the default there.
+without them bf16 is emulated and slower (on this project's AVX2 build machine: 10x slower for
+this CNN, 20x for a small MLP; benchmarks/bench_image.py), so it is never the default there.
 
 Prints one metric per line, `validation:accuracy=0.9123`, for METRIC_DEFINITIONS; logs to MLflow
 when MLFLOW_TRACKING_URI is set; checkpoints every epoch to --checkpoint-dir and resumes from it.
@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from image_hardware import cpu_flags, native_bf16
 from image_loader import AUGMENTATIONS, GlobalBatchSampler, ImageFiles, list_labelled, make_loader
 from image_model import ModelConfig, build_model, count_parameters
 from image_preprocess import PIXEL_MEAN, PIXEL_STD
@@ -53,7 +54,7 @@ METRIC_DEFINITIONS = [
     {"Name": "train:loss", "Regex": r"train:loss=([0-9.]+)"},
 ]
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-INT8_MAX_DROP_POINTS = 2.0  # serve int8 only if it loses at most this much validation accuracy
+INT8_MAX_DROP_POINTS = 2.0  # int8 may be served only if it loses at most this much validation accuracy
 NEGATIVE_LABELS = {"ok", "good", "normal", "negative", "pass", "no_defect", "0"}
 CHECKPOINT = "checkpoint.pt"
 
@@ -85,6 +86,14 @@ def _default_checkpoint_dir() -> str | None:
     return "/opt/ml/checkpoints" if Path("/opt/ml/checkpoints").is_dir() else None
 
 
+def _flag(value: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
 def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
     env = os.environ.get
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,7 +119,9 @@ def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
     add("image-size", type=int, default=d.image_size)
     add("channels", type=int, choices=[1, 3], default=d.channels)
     add("augment", choices=AUGMENTATIONS, default=d.augment)
-    add("export", action=argparse.BooleanOptionalAction, default=d.export, help="write ONNX and int8 models")
+    # `--export false` as a tuner passes it, or the flags `--export` / `--no-export`.
+    add("export", type=_flag, nargs="?", const=True, default=d.export, help="write ONNX and int8 models")
+    p.add_argument("--no-export", "--no_export", dest="export", action="store_false", help=argparse.SUPPRESS)
     p.add_argument("--_tuning_objective_metric", dest="tuning_objective_metric", default=None,
                    help=argparse.SUPPRESS)
     cfg = TrainConfig(**vars(p.parse_args(argv)))
@@ -125,16 +136,6 @@ def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
 # ---- hardware and precision -------------------------------------------------------------------
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """CPU feature flags (x86 "flags", Arm "Features"); empty where /proc/cpuinfo does not exist."""
-    with contextlib.suppress(OSError):
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("flags", "Features"):
-                return set(value.split())
-    return set()
-
-
 def resolve_precision(requested: str, device_type: str, cuda_bf16: bool, flags: set[str]) -> str:
     """The precision to train in: `requested`, or for "auto" the fastest the hardware computes natively."""
     if requested == "fp16" and device_type != "cuda":
@@ -143,8 +144,7 @@ def resolve_precision(requested: str, device_type: str, cuda_bf16: bool, flags: 
         return requested
     if device_type == "cuda":
         return "bf16" if cuda_bf16 else "fp16"
-    native_bf16 = {"avx512_bf16", "amx_bf16", "bf16"} & flags  # "bf16": Arm (Graviton3 and later)
-    return "bf16" if native_bf16 else "fp32"
+    return "bf16" if native_bf16(flags) else "fp32"
 
 
 def positive_class(classes: Sequence[str]) -> str | None:
@@ -200,8 +200,7 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _batches(loader: Iterator[tuple[torch.Tensor, torch.Tensor]] | Any,
-             device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(loader: Any, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for x, y in loader:
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
@@ -329,10 +328,11 @@ def write_model(cfg: TrainConfig, mcfg: ModelConfig, model: nn.Module, classes: 
         q["onnx_max_abs_diff"] = image_export.max_abs_diff(model, fp32, xv[:64])
         meta["quantization"] = {"measured_on": "validation", **q}
         ok = q["accuracy_drop_points"] <= INT8_MAX_DROP_POINTS
+        # The accuracy verdict; whether int8 is also *faster* is decided where it is served.
         meta["serving_model"] = "model_int8.onnx" if ok else "model.onnx"
         print(f"onnx: max |torch - onnx| = {q['onnx_max_abs_diff']:.2e}; int8 {q['int8_bytes']} bytes vs fp32 "
               f"{q['fp32_bytes']}, accuracy {q['int8_accuracy']:.4f} vs {q['fp32_accuracy']:.4f} -> serving "
-              f"{meta['serving_model']}", flush=True)
+              f"{meta['serving_model']} where the CPU has int8 dot products", flush=True)
     (cfg.model_dir / "model_meta.json").write_text(json.dumps(meta, indent=2))
     return meta
 
@@ -385,8 +385,12 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
     _, val_files = list_labelled(cfg.validation, classes)
     if len(classes) < 2:
         raise ValueError(f"{cfg.train}: {len(classes)} label folder(s); a classifier needs at least 2")
+    if not val_files:
+        raise ValueError(f"{cfg.validation}: no validation images (early stopping and the metrics need them)")
     # The global batch is rounded to the process count and capped at the data size.
     batch = min(cfg.batch_size, len(train_files)) // d.world * d.world
+    if batch == 0:
+        raise ValueError(f"{len(train_files)} training images cannot be shared by {d.world} processes")
     train_ds = ImageFiles(train_files, cfg.image_size, cfg.channels, cfg.augment, cfg.seed)
     val_ds = ImageFiles(val_files, cfg.image_size, cfg.channels)
     train_sampler = GlobalBatchSampler(len(train_ds), batch, d.rank, d.world, shuffle=True, seed=cfg.seed)

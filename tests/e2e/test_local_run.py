@@ -154,7 +154,7 @@ def test_serve_scores_rows_rejects_bad_ones_and_captures(home: Path, server: int
     assert status == 415
     row = raw.iloc[0].to_dict()
     row["monthly_charges"] = "lots"
-    status, body = _post(server, json.dumps(row), "application/json")
+    status, body = _post(server, json.dumps(row, default=str), "application/json")
     assert status == 400 and "monthly_charges" in json.loads(body)["error"]
 
     time.sleep(0.2)

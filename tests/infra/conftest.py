@@ -1,8 +1,9 @@
 """Synthesize the whole CDK app once per session and share the templates.
 
 The test app is the real one (infra.app.build_app, cdk.json context included) with a context that
-exercises both sides of every switch: dev serves a model package and creates the GitHub OIDC
-provider; prod has no model package yet (no endpoint, a warning) and imports an existing provider.
+exercises both sides of every switch: dev serves a model package, runs a managed MLflow server and
+creates the GitHub OIDC provider; prod has no model package yet (no endpoint, a warning), no MLflow
+and imports an existing provider.
 cdk-nag runs during this synthesis: an unacknowledged finding fails every infra test.
 """
 
@@ -25,7 +26,7 @@ DEV_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-models-d
 PROVIDER_ARN = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
 REPO = "acme/churn-mlops"
 CONTEXT: dict[str, Any] = {
-    "mlops:dev": {"github_repo": REPO, "model_package_arn": DEV_ARN},
+    "mlops:dev": {"github_repo": REPO, "model_package_arn": DEV_ARN, "mlflow_server_size": "Small"},
     "mlops:prod": {"github_repo": REPO, "github_oidc_provider_arn": PROVIDER_ARN},
 }
 STACKS = tuple(f"mlops-{stage}-{concern}" for stage in ("dev", "prod")

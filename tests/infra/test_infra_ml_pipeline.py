@@ -89,7 +89,9 @@ def test_it_retrains_on_a_schedule_and_after_each_successful_etl(synth: Any, sta
     assert after_etl[0]["EventPattern"]["detail"]["state"] == ["SUCCEEDED"]
     assert "EtlJob" in json.dumps(after_etl[0]["EventPattern"]["detail"]["jobName"])  # the data lake's job
     for rule in (scheduled[0], after_etl[0]):
-        assert ":pipeline/churn-training-" in json.dumps(rule["Targets"][0]["Arn"])
+        [target] = rule["Targets"]
+        assert ":pipeline/churn-training-" in json.dumps(target["Arn"])
+        assert target["RetryPolicy"] == {"MaximumRetryAttempts": 3} and "StarterRole" in json.dumps(target["RoleArn"])
 
 
 def test_an_environment_agnostic_stack_refuses_other_regions_than_the_definitions(synth: Any) -> None:
@@ -97,3 +99,11 @@ def test_an_environment_agnostic_stack_refuses_other_regions_than_the_definition
     region_rules = [r for name, r in rules.items() if name.startswith("MlPipelineDefinitionRegion")]
     assert len(region_rules) == 1
     assert region_rules[0]["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}
+
+
+def test_the_optional_mlflow_server_keeps_its_artefacts_in_the_artefacts_bucket(synth: Any) -> None:
+    server = synth.one(STACK, "AWS::SageMaker::MlflowTrackingServer")
+    assert server["TrackingServerSize"] == "Small" and server["TrackingServerName"] == "churn-training-dev-mlflow"
+    assert "DataLakeArtifacts" in json.dumps(server["ArtifactStoreUri"])
+    assert json.dumps(server["ArtifactStoreUri"]).endswith('/mlflow/"]]}')
+    assert synth.resources("mlops-prod-ml-pipeline", "AWS::SageMaker::MlflowTrackingServer") == {}

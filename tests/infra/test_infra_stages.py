@@ -83,3 +83,26 @@ def test_the_vpc_reaches_aws_services_through_endpoints(synth: Any) -> None:
           if r["Properties"]["GroupDescription"].startswith("SageMaker")]
     assert len(sg) == 1
     assert {(e["IpProtocol"], e.get("FromPort")) for e in sg[0]["SecurityGroupEgress"]} == {("tcp", 443)}
+
+
+def test_a_stage_with_account_and_region_synthesizes_without_look_ups(tmp_path: Any, synth: Any) -> None:
+    import json
+
+    from aws_cdk import App
+
+    from infra.app import FEATURE_FLAGS
+    from infra.config import stage_config
+    from infra.stacks import NetworkStack
+
+    app = App(outdir=str(tmp_path), context=FEATURE_FLAGS, builtin_cloud_formation_validation=False)
+    config = stage_config("prod", {"account": "123456789012", "region": "eu-west-1"})
+    NetworkStack(app, config)
+    app.synth()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert "missing" not in manifest  # no context provider would have to call AWS
+    template = json.loads((tmp_path / "mlops-prod-network.template.json").read_text())
+    zones = {json.dumps(r["Properties"]["AvailabilityZone"]) for r in template["Resources"].values()
+             if r["Type"] == "AWS::EC2::Subnet"}
+    assert len(zones) == 2 and all("Fn::GetAZs" in z for z in zones)
+    assert manifest["artifacts"]["mlops-prod-network"]["environment"] == "aws://123456789012/eu-west-1"
+    assert config.definition_region == "eu-west-1"

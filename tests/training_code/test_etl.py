@@ -80,8 +80,8 @@ ROWS: list[tuple[str, dict[str, str], str]] = [
     ("C022", {"monthly_charges": "NaN"}, "monthly_charges: not a number"),
     ("C023", {"total_charges": "1e999"}, "total_charges: not a number"),
     ("C024", {"support_calls": "99999999999999999999"}, "support_calls: not an integer"),
-    ("C025", {"monthly_charges": "45"}, "key duplicate"),  # same key and snapshot: a tie...
-    ("C025", {"monthly_charges": "40"}, "curated"),  # ...broken by the other values, lowest first
+    ("C025", {"monthly_charges": "45"}, "key duplicate"),  # same key and snapshot: a tie, one wins,
+    ("C025", {"monthly_charges": "40"}, "curated"),  # the same one on every run (see the re-run test)
     ("C026", {"data_usage_gb": "1e3"}, "curated"),
     ("C029", {"senior_citizen": "2"}, "senior_citizen: above max 1"),
 ]
@@ -189,7 +189,7 @@ def test_curated_values_are_typed_normalized_and_deduplicated(messy_run: tuple[P
     rows = {r["customer_id"]: r for r in zone(tmp, "curated").to_pylist()}
     assert sorted(rows) == sorted({cid for cid, _, fate in ROWS if fate == "curated"})
     assert rows["C002"]["monthly_charges"] == 60.0  # the latest snapshot wins
-    assert rows["C025"]["monthly_charges"] == 40.0  # a tie keeps the same row on every run
+    assert rows["C025"]["monthly_charges"] in (40.0, 45.0)
     assert rows["C003"]["region"] == "east" and rows["C003"]["contract_type"] == "two-year"
     assert rows["C004"]["region"] == "south"
     assert rows["C012"]["tenure_months"] == 12 and rows["C012"]["monthly_charges"] == 42.5
@@ -226,16 +226,16 @@ def test_prints_progress_and_one_summary_line(messy_run: tuple[Path, list[str]])
 def test_rerun_replaces_only_its_own_date_partition(spark: SparkSession, tmp_path: Path) -> None:
     raw = write_csv(tmp_path / "raw" / "a.csv", messy_rows())
     assert etl.main(etl_args(tmp_path, raw)) == 0
-    first = zone(tmp_path, "curated").num_rows
-    assert etl.main(etl_args(tmp_path, raw)) == 0  # same input, same date: no duplicates
-    assert zone(tmp_path, "curated").num_rows == first
+    first = zone(tmp_path, "curated").sort_by("customer_id")
+    assert etl.main(etl_args(tmp_path, raw)) == 0  # same input, same date: no duplicates...
+    assert zone(tmp_path, "curated").sort_by("customer_id").equals(first)  # ...and the same rows (ties too)
     assert zone(tmp_path, "quarantine").num_rows == report_of(tmp_path)["rows_quarantined"]
 
     # A clean batch on another date adds a partition and leaves the first one alone.
     clean = write_csv(tmp_path / "raw2" / "b.csv", [{**GOOD, "customer_id": "N1"}])
     assert etl.main(etl_args(tmp_path, clean, day="2026-07-02")) == 0
     curated = zone(tmp_path, "curated")
-    assert curated.num_rows == first + 1
+    assert curated.num_rows == first.num_rows + 1
     # Re-running the first date with the clean batch leaves no stale quarantine rows behind.
     assert etl.main(etl_args(tmp_path, clean)) == 0
     assert not (tmp_path / "quarantine" / f"ingestion_date={DAY}").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 import image_data
 import image_evaluate
 import image_export
+import image_hardware
 import image_inference
 import image_preprocess
 import image_train
@@ -69,7 +70,8 @@ def test_int8_is_smaller_and_within_two_points_of_fp32(trained: tuple[Path, Path
 def test_handlers_classify_png_jpeg_and_npy_batches(trained: tuple[Path, Path]) -> None:
     model_dir, test_dir = trained
     model = image_inference.model_fn(str(model_dir))
-    assert model.model_file == json.loads((model_dir / "model_meta.json").read_text())["serving_model"]
+    meta = json.loads((model_dir / "model_meta.json").read_text())
+    assert model.model_file == image_inference.serving_file(meta, image_hardware.cpu_flags())
     seven = np.asarray(Image.open(sorted((test_dir / "7").iterdir())[0]))
 
     for ctype, body in (("image/png", _png(seven)), ("image/jpeg", _png(seven, "JPEG"))):
@@ -101,6 +103,14 @@ def test_handlers_classify_png_jpeg_and_npy_batches(trained: tuple[Path, Path]) 
     npy, npy_type = image_inference.output_fn(pred, "application/xml, application/x-npy; q=0.9")
     assert npy_type == "application/x-npy"
     assert isinstance(npy, bytes) and np.load(io.BytesIO(npy)).shape == (3, 10)
+
+
+def test_int8_is_served_only_where_it_is_accurate_and_fast() -> None:
+    int8_ok, int8_rejected = {"serving_model": "model_int8.onnx"}, {"serving_model": "model.onnx"}
+    assert image_inference.serving_file(int8_ok, {"avx2", "avx512_vnni"}) == "model_int8.onnx"
+    assert image_inference.serving_file(int8_ok, {"asimd", "asimddp"}) == "model_int8.onnx"  # Graviton
+    assert image_inference.serving_file(int8_ok, {"avx2", "fma"}) == "model.onnx"  # int8 slower here
+    assert image_inference.serving_file(int8_rejected, {"avx512_vnni"}) == "model.onnx"
 
 
 def test_bad_requests_are_client_errors_that_say_what_is_wrong(trained: tuple[Path, Path]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import image_data
+import image_hardware
 import image_preprocess
 import image_train
 import pytest
@@ -70,7 +71,7 @@ def test_an_interrupted_run_resumes_to_the_same_model(
 
     def crash_after_two(path: Path, state: dict[str, Any]) -> None:
         real_save(path, state)
-        saves.append(state["epoch"])
+        saves.append(state["progress"]["epoch"])
         if len(saves) == 2:
             raise KeyboardInterrupt("spot instance reclaimed")
 
@@ -103,6 +104,9 @@ def test_hyperparameters_take_both_spellings_and_a_typo_fails(monkeypatch: pytes
     assert (cfg.batch_size, cfg.image_size) == (32, 28)
     assert cfg.train == Path("/data/train") and cfg.model_dir == Path("/opt/ml/model")
     assert image_train.parse_config(["--train", "x"]).train == Path("x")  # the flag beats the variable
+    assert image_train.parse_config(["--export", "false"]).export is False  # as a tuner passes booleans
+    assert image_train.parse_config(["--no-export"]).export is False
+    assert image_train.parse_config(["--export"]).export is True
     with pytest.raises(SystemExit):
         image_train.parse_config(["--learning-rate", "0.1"])
     with pytest.raises(SystemExit):
@@ -121,8 +125,8 @@ def test_precision_follows_the_hardware(tmp_path: Path) -> None:
         resolve("fp16", "cpu", False, set())
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n")
-    assert image_train.cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
-    assert image_train.cpu_flags(tmp_path / "missing") == set()
+    assert image_hardware.cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
+    assert image_hardware.cpu_flags(tmp_path / "missing") == set()
 
 
 def test_bf16_autocast_trains_on_cpu(digits: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
