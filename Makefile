@@ -43,7 +43,7 @@ test: setup
 	$(BIN)/pytest
 
 synth: setup
-	npx cdk synth --quiet
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

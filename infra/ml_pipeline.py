@@ -9,6 +9,7 @@ so CloudFormation fills in the real values.
 from __future__ import annotations
 
 import atexit
+import json
 import re
 import shutil
 import tempfile
@@ -37,6 +38,7 @@ PLACEHOLDERS = {
     "key": f"arn:aws:kms:us-east-1:{PLACEHOLDER_ACCOUNT}:key/mlops-placeholder-key",
     "raw": "s3://mlops-placeholder-raw/",
 }
+_PLACEHOLDER = re.compile(r"[\w:/.-]*mlops-?placeholder[\w-]*")
 _IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)")
 
 
@@ -156,21 +158,24 @@ class MlPipeline(Construct):
         )
 
         subnet_ids = vpc.select_subnets(subnet_type=subnets.subnet_type).subnet_ids
-        placeholders = dict(PLACEHOLDERS)
         definition = build_definition(
             pipeline_name=pipeline_name, model_package_group=model_package_group_name,
             region=definition_region, n_subnets=len(subnet_ids), n_security_groups=1,
         )
         self.images = sorted(image_repositories(definition))
         tokens = {
-            placeholders["role"]: self.role.role_arn,
-            placeholders["bucket"]: artifacts.bucket_name,
-            placeholders["code"]: self.code.s3_object_url,
-            placeholders["key"]: key.key_arn,
-            placeholders["raw"]: s3_uri(raw),
+            PLACEHOLDERS["role"]: self.role.role_arn,
+            PLACEHOLDERS["bucket"]: artifacts.bucket_name,
+            PLACEHOLDERS["code"]: self.code.s3_object_url,
+            PLACEHOLDERS["key"]: key.key_arn,
+            PLACEHOLDERS["raw"]: s3_uri(raw),
             sg_placeholder(0): security_group.security_group_id,
             **{subnet_placeholder(i): sid for i, sid in enumerate(subnet_ids)},
         }
+        deployed = substitute(definition, tokens)
+        leftover = sorted(set(_PLACEHOLDER.findall(json.dumps(deployed))))
+        if leftover:  # the builder derived a string from a placeholder that no token replaces
+            raise ValueError(f"pipeline definition: placeholders left after substitution: {leftover}")
         self.definition = definition
         self.pipeline = sagemaker.CfnPipeline(
             self,
@@ -178,7 +183,7 @@ class MlPipeline(Construct):
             pipeline_name=pipeline_name,
             pipeline_description="ETL, preprocess, tune, train, evaluate, check, register, baseline, transform",
             role_arn=self.role.role_arn,
-            pipeline_definition={"PipelineDefinitionBody": stack.to_json_string(substitute(definition, tokens))},
+            pipeline_definition={"PipelineDefinitionBody": stack.to_json_string(deployed)},
         )
         self.pipeline.node.add_dependency(self.model_package_group)
         self.pipeline_arn = stack.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name)

@@ -240,7 +240,8 @@ def definition_dict(target: SageMakerTarget, *, use_cache: bool = True) -> dict[
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(definition_json(result))
     tmp.replace(path)  # atomic: a concurrent reader sees the old file or the new, never half
-    return result
+    canonical: dict[str, Any] = json.loads(definition_json(result))  # same key order as from the cache
+    return canonical
 
 
 def definition_json(definition: dict[str, Any]) -> str:

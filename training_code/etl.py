@@ -159,7 +159,7 @@ logger.utils.level = error
 def local_spark(
     master: str | None = None, shuffle_partitions: int | None = None, java_options: str | None = None
 ) -> SparkSession:
-    """A lean local session: no UI, errors-only logs, few shuffle partitions (small data, few cores).
+    """A lean local session: no UI, warnings-and-errors logs, few shuffle partitions (few cores).
 
     ETL_SPARK_MASTER, ETL_SPARK_DRIVER_MEMORY and ETL_SPARK_JAVA_OPTIONS override the defaults
     (`local[*]`, 2g, none). A session already running in this process (a test's, a notebook's) is

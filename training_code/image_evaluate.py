@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tarfile
 import tempfile
@@ -151,10 +150,9 @@ def quantization_report(model_dir: Path, x: np.ndarray, y: np.ndarray) -> dict[s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    env = os.environ.get
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model-dir", type=Path, default=Path(env("SM_CHANNEL_MODEL", "/opt/ml/processing/model")))
-    p.add_argument("--test", type=Path, default=Path(env("SM_CHANNEL_TEST", "/opt/ml/processing/test")))
+    p.add_argument("--model-dir", type=Path, default=Path("/opt/ml/processing/model"))
+    p.add_argument("--test", type=Path, default=Path("/opt/ml/processing/test"))
     p.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing/evaluation"))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)

@@ -218,9 +218,8 @@ def run(input_dir: Path, output_dir: Path, validation: float, test: float, seed:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    env = os.environ.get
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", type=Path, default=Path(env("SM_CHANNEL_INPUT", "/opt/ml/processing/input")))
+    p.add_argument("--input", type=Path, default=Path("/opt/ml/processing/input"))
     p.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing"))
     p.add_argument("--validation-fraction", type=float, default=0.15)
     p.add_argument("--test-fraction", type=float, default=0.15)

@@ -211,7 +211,7 @@ def train_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer,
     """One pass over this process's share of the data, the learning rate stepped per batch;
     returns (loss sum, samples) across processes."""
     model.train()
-    loss_sum, n = 0.0, 0
+    loss_sum, n = torch.zeros((), device=d.device), 0  # summed on the device: no GPU sync per step
     for x, y in _batches(loader, d.device):
         optimizer.zero_grad(set_to_none=True)
         with _autocast(d.device, precision):
@@ -220,9 +220,9 @@ def train_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer,
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        loss_sum += float(loss.detach()) * len(y)
+        loss_sum += loss.detach().float() * len(y)
         n += len(y)
-    total, count = _sum_across([loss_sum, n], d)
+    total, count = _sum_across([float(loss_sum), n], d)
     return total, int(count)
 
 
