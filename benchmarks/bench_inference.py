@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-TRAINING_CODE = Path(__file__).resolve().parents[1] / "training_code"
+# BENCH_TRAINING_CODE: measure another copy of training_code/ (a candidate patch) with the same script.
+TRAINING_CODE = Path(os.environ.get("BENCH_TRAINING_CODE") or Path(__file__).resolve().parents[1] / "training_code")
 sys.path.insert(0, str(TRAINING_CODE))
 
 import churn_data  # noqa: E402
@@ -160,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = time.perf_counter()
     model_dir = build_model(a.work)
     model = inference.model_fn(str(model_dir))
+    print(f"training_code: {TRAINING_CODE}")
     print(f"model: {model_dir} ({model.model.num_boosted_rounds()} trees, nthread 1), ready in "
           f"{time.perf_counter() - t:.1f}s")
 

@@ -173,23 +173,23 @@ class LocalPipeline:
         return self.out("etl") / "curated"
 
     def preprocess(self, curated: Path) -> None:
-        args = ["--input", str(curated), "--seed", str(self.cfg.seed)]
-        if self.spec_path is not None:
-            args += ["--spec", str(self.spec_path)]
+        opts = ["--seed", str(self.cfg.seed)]  # the input's content is in the key; its path is not
         if self.cfg.target:
-            args += ["--target", self.cfg.target]
+            opts += ["--target", self.cfg.target]
         if self.cfg.problem_type:
-            args += ["--problem-type", self.cfg.problem_type]
+            opts += ["--problem-type", self.cfg.problem_type]
+        spec = ["--spec", str(self.spec_path)] if self.spec_path is not None else []
 
         def work(out: Path) -> str:
-            checked("preprocess", run_script("preprocess.py", [*args, "--output-dir", str(out)], out / "log.txt"))
+            args = ["--input", str(curated), *spec, *opts, "--output-dir", str(out)]
+            checked("preprocess", run_script("preprocess.py", args, out / "log.txt"))
             report = json.loads((out / "report" / "data_report.json").read_text())
             s = report["splits"]
             return (f"{report['rows_used']} rows used, {sum(report['quarantined'].values())} quarantined; "
                     f"{s['train']}/{s['validation']}/{s['test']} split, {report['features_out']} features")
 
         spec_text = self.spec_path.read_text() if self.spec_path else None
-        self._cached_step("preprocess", {"args": args, "spec": spec_text}, [curated], work)
+        self._cached_step("preprocess", {"args": opts, "spec": spec_text}, [curated], work)
         report = json.loads((self.out("preprocess") / "report" / "data_report.json").read_text())
         self.result.problem_type = report["spec"]["problem_type"]
 

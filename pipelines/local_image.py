@@ -55,7 +55,7 @@ class ImagePipeline(LocalPipeline):
             report = json.loads((out / "report" / "data_report.json").read_text())
             return _short(report)
 
-        self._cached_step("preprocess", {"args": args}, [curated], work)
+        self._cached_step("preprocess", {"seed": self.cfg.seed}, [curated], work)
         self.result.problem_type = "multiclass"
 
     def _channels(self) -> list[str]:
