@@ -182,7 +182,7 @@ IMAGE_RANGES: tuple[Range, ...] = (
     Range("width", "integer", 8, 32),
 )
 IMAGE_OBJECTIVE = Objective("validation:accuracy", "maximize")
-IMAGE_STATIC: dict[str, str] = {"epochs": "6", "seed": "42"}
+IMAGE_STATIC: dict[str, str] = {"epochs": "12", "seed": "42"}
 IMAGE_THRESHOLD = 0.7
 
 

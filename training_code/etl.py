@@ -340,7 +340,7 @@ def count_rows(marked: DataFrame, spec: DatasetSpec) -> Counts:
         sf.count(sf.lit(1)).alias("distinct"),
         sf.count(sf.when(~rules.is_valid(), sf.lit(1))).alias("quarantined"),
         sf.count(sf.when(rules.col(rules.KEEP), sf.lit(1))).alias("curated"),
-        *[sf.count(sf.when(sf.array_contains(rules.col(rules.REASONS), t), sf.lit(1))) for t in texts],
+        *[sf.count(sf.when(~rules.is_valid() & rules.has_reason(t), sf.lit(1))) for t in texts],
     ).first()
     assert row is not None
     by_reason = {t: int(n) for t, n in zip(texts, row[4:], strict=True) if n}

@@ -44,8 +44,8 @@ COPIES = "_copies"  # how many identical raw rows one distinct row stands for
 KEEP = "_keep"  # the row goes to the curated zone
 MALFORMED_CSV = "malformed CSV row (wrong number of fields or broken quoting)"
 MALFORMED_JSON = "malformed JSON record"
-REASONS = "_reasons"
-QUARANTINE_REASON = "_quarantine_reason"
+QUARANTINE_REASON = "_quarantine_reason"  # every broken rule, "; "-separated; "" for a valid row
+SEPARATOR = "; "
 
 SPARK_TYPES: dict[str, DataType] = {
     "numeric": DoubleType(),
@@ -131,7 +131,7 @@ def column_reasons(c: ColumnSpec, required: bool) -> list[Column]:
 
 
 def with_rules(df: DataFrame, spec: DatasetSpec) -> DataFrame:
-    """Add a typed column per spec column and `_reasons` (empty array = the row is valid).
+    """Add a typed column per spec column and `_quarantine_reason` ("" = the row is valid).
 
     Built in three projections (cleaned, typed, reasons) so each value is cleaned and cast once:
     Spark does not merge projections that would repeat an expensive expression.
@@ -144,15 +144,22 @@ def with_rules(df: DataFrame, spec: DatasetSpec) -> DataFrame:
           for c in spec.columns],
     )
     reasons = [r for c in spec.columns for r in column_reasons(c, c.name in required)]
-    all_reasons = sf.filter(sf.array(*reasons), lambda x: x.isNotNull()) if reasons else sf.array()
+    # concat_ws skips nulls, and unlike an array filter it is compiled with the rest of the stage.
+    joined = sf.concat_ws(SEPARATOR, *reasons) if reasons else sf.lit("")
     # A malformed row has one reason: its other "values" are parser debris.
-    final = sf.when(col(MALFORMED).isNotNull(), sf.array(col(MALFORMED))).otherwise(all_reasons)
+    final = sf.when(col(MALFORMED).isNotNull(), col(MALFORMED)).otherwise(joined)
     keep = [*df.columns, *[typed_name(c.name) for c in spec.columns]]
-    return out.select(*[col(n) for n in keep], final.cast("array<string>").alias(REASONS))
+    return out.select(*[col(n) for n in keep], final.alias(QUARANTINE_REASON))
 
 
 def is_valid() -> Column:
-    return sf.size(col(REASONS)) == 0
+    return col(QUARANTINE_REASON) == ""
+
+
+def has_reason(text: str) -> Column:
+    """The row broke this rule (the separators keep `a: ...` from matching inside `aa: ...`)."""
+    padded = sf.concat(sf.lit(SEPARATOR), col(QUARANTINE_REASON), sf.lit(SEPARATOR))
+    return sf.instr(padded, f"{SEPARATOR}{text}{SEPARATOR}") > 0
 
 
 def mark_kept(checked: DataFrame, spec: DatasetSpec) -> DataFrame:
@@ -177,7 +184,7 @@ def mark_kept(checked: DataFrame, spec: DatasetSpec) -> DataFrame:
         *[sf.when(~valid, col(n)).alias(n) for n in (*[c.name for c in spec.columns], RAW_RECORD, SOURCE_FILE)],
         *[sf.when(valid, col(typed_name(c.name))).alias(typed_name(c.name)) for c in spec.columns],
         col(COPIES),
-        col(REASONS),
+        col(QUARANTINE_REASON),
         keep.alias(KEEP),
     )
 
@@ -202,6 +209,6 @@ def quarantine_columns(spec: DatasetSpec) -> list[Column]:
     return [
         *[col(c.name) for c in spec.columns],
         col(RAW_RECORD),
-        sf.array_join(col(REASONS), "; ").alias(QUARANTINE_REASON),
+        col(QUARANTINE_REASON),
         col(SOURCE_FILE),
     ]
