@@ -36,7 +36,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-TRAINING_CODE = Path(__file__).resolve().parents[1] / "training_code"
+# BENCH_TRAINING_CODE: measure another copy of training_code/ (a candidate patch) with the same script.
+TRAINING_CODE = Path(os.environ.get("BENCH_TRAINING_CODE") or Path(__file__).resolve().parents[1] / "training_code")
 sys.path.insert(0, str(TRAINING_CODE))
 
 from tabular_transform import NumericFeature, TabularTransformer  # noqa: E402
@@ -206,7 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     med = {n: statistics.median(r.seconds) for n, r in results.items()}
     rss_m = {n: statistics.median(r.rss_mb) for n, r in results.items()}
     cpu_m = {n: statistics.median(r.cpu) for n, r in results.items()}
-    print(f"\n{rows:,} rows x {a.features} features, {rounds} rounds, nthread={a.nthread}, "
+    print(f"\ntraining_code: {TRAINING_CODE}")
+    print(f"{rows:,} rows x {a.features} features, {rounds} rounds, nthread={a.nthread}, "
           f"{a.repeat} interleaved repeats; loadavg {load0[0]:.1f} -> {load1[0]:.1f} (1 min), "
           f"{os.cpu_count()} cores")
     print(f"{'path':<22}{'wall s':>8}{'min s':>8}{'vs bare':>8}{'CPU s':>8}{'vs bare':>8}"

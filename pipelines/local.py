@@ -78,6 +78,7 @@ Say = Callable[[str], None]
 
 class LocalPipeline:
     workload = "tabular"
+    model_name = MODEL_PACKAGE_GROUP
 
     def __init__(self, cfg: RunConfig, say: Say = print) -> None:
         self.cfg = cfg
@@ -229,7 +230,7 @@ class LocalPipeline:
         if self.records["tune"].status == "done":
             from pipelines.local_registry import log_tuning
 
-            log_tuning(self, MODEL_PACKAGE_GROUP)
+            log_tuning(self, self.model_name)
         best: dict[str, Any] = json.loads((self.out("tune") / "best_hyperparameters.json").read_text())
         return best
 
@@ -309,9 +310,9 @@ class LocalPipeline:
 
         rec = self.records["register"]
         start = time.perf_counter()
-        version = register_model(self, MODEL_PACKAGE_GROUP)
+        version = register_model(self, self.model_name)
         rec.status, rec.seconds = "done", time.perf_counter() - start
-        rec.summary = f"{MODEL_PACKAGE_GROUP} version {version}, PendingManualApproval"
+        rec.summary = f"{self.model_name} version {version}, PendingManualApproval"
         self.say(f"- register: {rec.summary}")
         self.result.model_version = version
         return version

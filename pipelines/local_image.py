@@ -24,6 +24,7 @@ from pipelines.local_steps import checked, run_script, script_env
 
 class ImagePipeline(LocalPipeline):
     workload = "image"
+    model_name = "surface-defect-models"
 
     def prepare_data(self) -> Path:
         if self.cfg.data is not None:

@@ -90,7 +90,7 @@ def register_model(pipe: LocalPipeline, name: str) -> str:
 
 def publish_current(pipe: LocalPipeline) -> Path:
     """Materialize the newly registered version where serving and monitoring look for it."""
-    name = "churn-models"
+    name = pipe.model_name
     version = pipe.result.model_version or "0"
     folder = paths.registry() / name / f"v{version}"
     tmp = folder.with_name(folder.name + ".tmp")

@@ -18,10 +18,10 @@ def print_summary(pipe: LocalPipeline) -> None:
     total = sum(s.seconds for s in res.steps)
     print(f"  {'total':<{width}}  {'':<8} {total:6.1f}s")
     if res.metrics:
-        shown = ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items())
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items() if "best_constant" not in k)
         print(f"test metrics: {shown}")
     if res.model_version:
-        print(f"registered:  churn-models version {res.model_version} (PendingManualApproval)")
+        print(f"registered:  {pipe.model_name} version {res.model_version} (PendingManualApproval)")
     print(f"run folder:  {res.folder}")
     for label, rel in (("evaluation", "evaluate/evaluation.json"),
                        ("data report", "preprocess/report/data_report.json"),

@@ -68,6 +68,7 @@ ARGUMENTS = ("JOB_NAME", "raw_path", "curated_path", "quarantine_path", "report_
 OPTIONAL_ARGUMENTS = ("ingestion_date",)
 REPORT_NAME = "etl_report.json"
 CORRUPT = "_corrupt_record"
+ROWS_PER_FILE = 250_000  # ~10 MB of snappy Parquet for the churn columns
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,8 @@ def read_raw(spark: SparkSession, raw: RawInput, spec: DatasetSpec) -> DataFrame
         reader = spark.read.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
         if raw.format == "csv":
             # The schema is this group's own header, so positions and names agree.
-            df = reader.option("header", True).option("enforceSchema", True).csv(paths)
+            # RFC 4180 quoting (a quote inside a value is doubled), as pandas, Excel and Python write it.
+            df = reader.option("header", True).option("enforceSchema", True).option("escape", '"').csv(paths)
         else:
             df = reader.json(paths)
         malformed = rules.MALFORMED_CSV if raw.format == "csv" else rules.MALFORMED_JSON
@@ -360,8 +362,10 @@ def write_partition(df: DataFrame, base: str, day: date, rows: int, files: Hadoo
         # Nothing to write would leave an earlier run's rows for this date in place.
         files.delete(target)
         return target
+    # One file for a small run instead of one per shuffle partition; a big run still writes in parallel.
     (
-        df.write.mode("overwrite")
+        df.coalesce(max(1, -(-rows // ROWS_PER_FILE)))
+        .write.mode("overwrite")
         .option("partitionOverwriteMode", "dynamic")
         .option("compression", "snappy")
         .partitionBy(PARTITION)
@@ -394,6 +398,7 @@ def run(spark: SparkSession, raw: RawInput, spec: DatasetSpec, args: EtlArgs) ->
         marked.unpersist()
     report = {
         "job_name": args.job_name,
+        "dataset": spec.name,
         "ingestion_date": args.ingestion_date.isoformat(),
         "raw_path": raw.path,
         "raw_format": raw.format,

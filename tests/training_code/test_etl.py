@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import subprocess
 import sys
 import types
 from collections.abc import Iterator
+from contextlib import redirect_stdout
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,7 @@ ROWS: list[tuple[str, dict[str, str], str]] = [
     ("C025", {"monthly_charges": "40"}, "curated"),  # the same one on every run (see the re-run test)
     ("C026", {"data_usage_gb": "1e3"}, "curated"),
     ("C029", {"senior_citizen": "2"}, "senior_citizen: above max 1"),
+    ('C"30, Inc', {"payment_method": "\tBank-Transfer"}, "curated"),  # quoted, RFC 4180; a tab trimmed
 ]
 MALFORMED_LINES = ["C021,2026-06-30,only-three-fields"]
 
@@ -139,9 +142,6 @@ def assert_accounted(r: dict[str, Any]) -> None:
 def messy_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     tmp = tmp_path_factory.mktemp("messy")
     raw = write_csv(tmp / "raw" / "churn.csv", messy_rows(), extra_lines=tuple(MALFORMED_LINES))
-    import io
-    from contextlib import redirect_stdout
-
     out = io.StringIO()
     with redirect_stdout(out):
         assert etl.main(etl_args(tmp, raw)) == 0
@@ -196,6 +196,7 @@ def test_curated_values_are_typed_normalized_and_deduplicated(messy_run: tuple[P
     assert rows["C020"]["monthly_charges"] is None and rows["C020"]["region"] is None
     assert rows["C026"]["data_usage_gb"] == 1000.0
     assert rows["C001"]["snapshot_date"] == date(2026, 6, 30)
+    assert rows['C"30, Inc']["payment_method"] == "bank-transfer"
 
 
 def test_curated_parquet_types_and_partition_layout(messy_run: tuple[Path, list[str]]) -> None:
