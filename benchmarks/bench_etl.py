@@ -9,18 +9,23 @@ texts), keep the latest row per customer and write snappy Parquet partitioned by
 run fails if the two disagree on any count. Printed: the fixed start-up cost (JVM and session, then a
 100-row job), seconds and rows/s for each path, and the ratio.
 
-How the job scales on AWS Glue (on paper; not measured here). The work is one read of the raw
-text, two shuffles (exact duplicates: a hash aggregate over every column; latest per key: a window
-over the key) and the Parquet writes. Every stage is partition-parallel, so time grows about
-linearly with input size and shrinks about linearly with executor cores, as long as the input is
-splittable: uncompressed CSV/JSON Lines split into ~128 MB tasks, a .gz file is read by one task
-however large, so land gzip data as many files. A G.1X worker has 4 vCPUs and 16 GB (one executor),
-a G.2X 8 vCPUs and 32 GB; one worker hosts the driver. Take this script's rows/s per local core as a
-first guess per vCPU: with N G.1X workers, throughput ~ 4 x (N - 1) x rows/s per core, and G.2X
-doubles the cores and the memory per executor (the cached, checked rows spill to disk beyond it).
-The fixed cost on Glue is the job start (tens of seconds of provisioning, outside the script) plus
-the same few seconds of Spark planning measured here, so Glue pays off for inputs of tens of
-millions of rows and up; below that, the local run wins.
+How the job scales on AWS Glue (on paper; Glue was not run here). Per row the job does one read of
+the raw text, two shuffles (exact duplicates: a hash aggregate over every column, which hardly shrinks
+the data since most rows are distinct; latest per key: a window over the key), one cache of the
+checked rows, and the Parquet writes. Every stage is partition-parallel, so time grows about linearly
+with input size and shrinks about linearly with executor cores, provided the input splits:
+uncompressed CSV / JSON Lines are cut into ~128 MB tasks, but a .gz file is read by one task however
+large, so land gzip data as many files. A G.1X worker has 4 vCPUs, 16 GB and ~44 GB of free disk (one
+executor); a G.2X has 8 vCPUs, 32 GB and ~78 GB; one worker hosts the driver. Take this script's
+rows/s per local core as a first guess per vCPU: N G.1X workers give about 4 x (N - 1) x that rate;
+G.2X doubles the cores per worker and, with them, the memory for the cache and the disk for shuffle
+spill, which is what a wide input (many columns, long strings) runs out of first. Both shuffles move
+about the raw size, so keep the shuffled volume per worker well under its free disk (tens of GB of
+raw input per G.1X worker). The driver checks the first 64 KB of every raw file before the run
+(16 at a time): tens of thousands of small files cost minutes there, a reason to compact landings.
+The fixed cost on Glue is the job start (provisioning, outside the script) plus the Spark start and
+first-job warm-up measured here; it makes Glue worth it from tens of millions of rows, below which
+one machine (locally, this same script, or the pyarrow path) finishes first.
 """
 
 from __future__ import annotations
@@ -169,7 +174,7 @@ def arrow_etl(raw: Path, spec: DatasetSpec, out: Path, day: date) -> dict[str, A
     )
     by_reason = {t: int(pc.sum(pc.and_(m, pc.invert(valid))).as_py() or 0) for t, m in masks.items()}
     if malformed:
-        by_reason["malformed CSV row (wrong number of fields or broken quoting)"] = len(malformed)
+        by_reason[rules.MALFORMED_CSV] = len(malformed)
     return {
         "rows_in": rows_in,
         "rows_curated": kept.num_rows,
@@ -212,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     t = time.perf_counter()
     spark = etl.local_spark(master=f"local[{a.cores}]", shuffle_partitions=2 * a.cores, java_options=a.java_options)
-    etl._session_settings(spark)
+    etl.configure_session(spark)
     start_up = time.perf_counter() - t
     t = time.perf_counter()
     spark_etl(spark, tiny, out / "tiny", day)

@@ -9,16 +9,14 @@ image_evaluate.py, and transform scores the test images through image_inference.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 from pipelines import paths
 from pipelines.definition import IMAGE_THRESHOLD, MODEL_PACKAGE_GROUP, search_space
-from pipelines.local import EXIT_CHECK_FAILED, CheckFailed, LocalPipeline, RunConfig, StepFailed
+from pipelines.local import CheckFailed, LocalPipeline
 from pipelines.local_steps import checked, run_script, script_env
 
 
@@ -162,25 +160,4 @@ def _short(report: dict[str, Any]) -> str:
     return f"splits {counts}, {q} quarantined"
 
 
-def run_image(args: argparse.Namespace) -> int:
-    from pipelines.summary import print_summary
-
-    cfg = RunConfig(data=args.data, rows=args.rows, trials=args.trials, parallelism=args.parallel,
-                    threshold=args.threshold, seed=args.seed, use_cache=not args.no_cache, run_id=args.run_id)
-    pipe = ImagePipeline(cfg)
-    try:
-        pipe.run()
-    except CheckFailed as e:
-        print_summary(pipe)
-        print(f"\nmlops run: stopped before registration: {e}", file=sys.stderr)
-        return EXIT_CHECK_FAILED
-    except StepFailed as e:
-        print_summary(pipe)
-        print(f"\nmlops run: {e}", file=sys.stderr)
-        return 1
-    print_summary(pipe)
-    print(f"\nserve it:   mlops serve   (model: {paths.current_model()}; send image/png or image/jpeg)")
-    return 0
-
-
-__all__ = ["MODEL_PACKAGE_GROUP", "ImagePipeline", "run_image"]
+__all__ = ["MODEL_PACKAGE_GROUP", "ImagePipeline"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,3 +30,27 @@ def print_summary(pipe: LocalPipeline) -> None:
         path = res.folder / rel
         if path.exists():
             print(f"{label + ':':<12} {path}")
+
+
+def run_and_report(pipe: LocalPipeline, request_hint: str) -> int:
+    """Run the pipeline, print the summary, and turn the outcome into the command's exit code."""
+    from pipelines import paths
+    from pipelines.local import EXIT_CHECK_FAILED, CheckFailed, StepFailed
+
+    try:
+        pipe.run()
+    except CheckFailed as e:
+        print_summary(pipe)
+        print(f"\nmlops run: stopped before registration: {e}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    except StepFailed as e:
+        print_summary(pipe)
+        print(f"\nmlops run: {e}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as e:
+        print(f"mlops run: error: {e}", file=sys.stderr)
+        return 2
+    print_summary(pipe)
+    print(f"\nserve it:   mlops serve      (model: {paths.current_model()}; {request_hint})")
+    print("track it:   mlops ui")
+    return 0

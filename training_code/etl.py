@@ -208,13 +208,13 @@ def job_session(args: EtlArgs, glue: bool) -> Iterator[SparkSession]:
         job = Job(glue_context)
         job.init(args.job_name, args.resolved)
         spark = glue_context.spark_session
-        _session_settings(spark)
+        configure_session(spark)
         yield spark
         job.commit()
         return
     started_here = SparkSession.getActiveSession() is None
     spark = local_spark()
-    _session_settings(spark)
+    configure_session(spark)
     try:
         yield spark
     finally:
@@ -222,7 +222,7 @@ def job_session(args: EtlArgs, glue: bool) -> Iterator[SparkSession]:
             spark.stop()
 
 
-def _session_settings(spark: SparkSession) -> None:
+def configure_session(spark: SparkSession) -> None:
     # The rules rely on a failed cast giving null (etl_rules.py), whatever the platform default.
     spark.conf.set("spark.sql.ansi.enabled", "false")
     # The plans are wide (every column three times); a longer plan string avoids a warning per run.

@@ -42,7 +42,7 @@ def _validate(args: argparse.Namespace) -> str | None:
         return "--rows must be at least 100"
     if args.trials < 1 or args.parallel < 1:
         return "--trials and --parallel must be at least 1"
-    if args.data is not None and args.spec is None and args.target is None:
+    if args.workload == "tabular" and args.data is not None and args.spec is None and args.target is None:
         return "--data needs --target (or a --spec that names it)"
     if args.data is not None and not args.data.exists():
         return f"--data {args.data}: no such file or folder"
@@ -56,35 +56,17 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"mlops run: error: {problem}", file=sys.stderr)
         return 2
-    if args.workload == "image":
-        from pipelines.local_image import run_image
-
-        return run_image(args)
-    from pipelines import paths
-    from pipelines.local import EXIT_CHECK_FAILED, CheckFailed, LocalPipeline, RunConfig, StepFailed
-    from pipelines.summary import print_summary
+    from pipelines.local import LocalPipeline, RunConfig
+    from pipelines.summary import run_and_report
 
     cfg = RunConfig(data=args.data, target=args.target, problem_type=args.problem_type, spec=args.spec,
                     rows=args.rows, trials=args.trials, parallelism=args.parallel, threshold=args.threshold,
                     seed=args.seed, use_cache=not args.no_cache, run_id=args.run_id, algorithm=args.algorithm)
-    pipe = LocalPipeline(cfg)
-    try:
-        pipe.run()
-    except CheckFailed as e:
-        print_summary(pipe)
-        print(f"\nmlops run: stopped before registration: {e}", file=sys.stderr)
-        return EXIT_CHECK_FAILED
-    except StepFailed as e:
-        print_summary(pipe)
-        print(f"\nmlops run: {e}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError) as e:
-        print(f"mlops run: error: {e}", file=sys.stderr)
-        return 2
-    print_summary(pipe)
-    print(f"\nserve it:   mlops serve            (model: {paths.current_model()})")
-    print("track it:   mlops ui")
-    return 0
+    if args.workload == "image":
+        from pipelines.local_image import ImagePipeline
+
+        return run_and_report(ImagePipeline(cfg), "send image/png or image/jpeg")
+    return run_and_report(LocalPipeline(cfg), "send raw rows as text/csv or application/json")
 
 
 def ui(args: argparse.Namespace) -> int:
