@@ -278,7 +278,7 @@ def build_pipeline_job(target: AzureTarget, code: str | None = None) -> Any:
     parallel = int(parameter("TuningParallelism").default)
     threshold_default = float(parameter("MetricThreshold").default)
 
-    @dsl.pipeline(  # type: ignore[call-overload]  # its overloads miss the decorator-factory form
+    @dsl.pipeline(
         name=target.experiment, display_name=target.experiment, experiment_name=target.experiment,
         description="pipelines/definition.py on Azure ML", default_compute=target.compute)
     def churn_pipeline(InputDataUrl: Input, MetricThreshold: float = threshold_default) -> None:
