@@ -141,11 +141,12 @@ def output_fn(prediction: Mapping[str, Any], accept: str | None = None) -> tuple
         kind = JSON
     if kind not in ACCEPT_TYPES:
         raise UnsupportedContentTypeError(f"unsupported accept type {accept!r}; use one of {', '.join(ACCEPT_TYPES)}")
-    records = _records(prediction)
     if kind == CSV:
         if "predictions" in prediction:
             return "\n".join(repr(float(v)) for v in prediction["predictions"]) + "\n", CSV
-        return "\n".join(f"{r['label']},{r['probability']:.6f}" for r in records) + "\n", CSV
+        top = np.asarray(prediction["probabilities"]).max(axis=1).tolist()
+        return "".join(f"{label},{p:.6f}\n" for label, p in zip(prediction["labels"], top, strict=True)), CSV
+    records = _records(prediction)
     if kind == JSONLINES:
         return "\n".join(json.dumps(r) for r in records) + "\n", JSONLINES
     return json.dumps({"predictions": records}), JSON
@@ -154,13 +155,11 @@ def output_fn(prediction: Mapping[str, Any], accept: str | None = None) -> tuple
 def _records(prediction: Mapping[str, Any]) -> list[dict[str, Any]]:
     if "predictions" in prediction:
         return [{"prediction": float(v)} for v in prediction["predictions"]]
-    probs: np.ndarray = prediction["probabilities"]
     classes = prediction["classes"]
-    return [
-        {"label": label, "probability": round(float(p.max()), 6),
-         "probabilities": {c: round(float(v), 6) for c, v in zip(classes, p, strict=True)}}
-        for label, p in zip(prediction["labels"], probs, strict=True)
-    ]
+    # Rounded and turned into Python floats in bulk: no numpy scalar, no round() per value.
+    probs = np.round(np.asarray(prediction["probabilities"], dtype=np.float64), 6).tolist()
+    return [{"label": label, "probability": max(p), "probabilities": dict(zip(classes, p, strict=True))}
+            for label, p in zip(prediction["labels"], probs, strict=True)]
 
 
 # -- parsing ----------------------------------------------------------------------------------

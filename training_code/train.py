@@ -147,7 +147,10 @@ def train_xgboost(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray
     exactly the trees an uninterrupted one would. XGBoost's sampling RNG cannot be saved, so at
     every checkpoint boundary the booster is rebuilt from its own bytes with a seed derived from
     the round: the RNG state at round i then depends on (seed, i) only, whether or not the
-    process was restarted in between.
+    process was restarted in between. Without row or column sampling nothing is random, and the
+    rebuild (which drops XGBoost's prediction cache: the next round re-predicts every tree) is
+    skipped. Only the validation set is evaluated each round: early stopping and the progress
+    lines read it, and the train metrics are computed once, at the end.
     """
     import xgboost as xgb
     from xgb_checkpoint import CheckpointedEarlyStopping, RoundProgress, latest_checkpoint, parse_eval
@@ -163,12 +166,13 @@ def train_xgboost(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray
     if start:
         print(f"resuming from checkpoint at round {start}", flush=True)
     booster = xgb.Booster(params, [dtrain, dval], model_file=saved)
-    evals = [(dtrain, "train"), (dval, "validation")]
+    evals = [(dval, "validation")]
+    sampling = cfg.subsample < 1 or cfg.colsample_bytree < 1
     history: dict[str, dict[str, list[float]]] = {}
     for i in range(start, cfg.num_round):
         if stopper.stopped:
             break
-        if i % CHECKPOINT_EVERY == 0:
+        if sampling and i % CHECKPOINT_EVERY == 0:
             booster = _reseeded(xgb, booster, params, i, [dtrain, dval])
         booster.update(dtrain, iteration=i)
         for channel, values in parse_eval(booster.eval_set(evals, i)).items():
