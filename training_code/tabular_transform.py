@@ -144,6 +144,11 @@ class TabularTransformer:
                 value = np.asarray(raw, dtype=object)[bad][0]
                 raise err(f"column {f.name!r}: {value!r} is not a valid {'date' if f.date_reference else 'number'}")
             nan = np.isnan(values)
+            if strict:  # a request: nothing to count for the data report
+                values = np.where(nan, f.median, values)
+                out[:, j] = (np.clip(values, f.low, f.high, out=values) - f.mean) / f.std
+                j += 1
+                continue
             stats = self.column_stats.setdefault(f.name, ColumnStats())
             stats.malformed += int(bad.sum())
             stats.missing += int(nan.sum() - bad.sum())
@@ -153,21 +158,23 @@ class TabularTransformer:
             out[:, j] = (clipped - f.mean) / f.std
             j += 1
         for c in self.categorical:
-            norm = normalize_category(columns[c.name])
-            isna = norm.isna().to_numpy()
             index = {v: i for i, v in enumerate(c.categories)}
-            if len(norm) <= SMALL:
-                codes = np.array([index.get(v, np.nan) if v is not None else np.nan for v in norm], dtype=np.float64)
-            else:
+            raw = columns[c.name]
+            if isinstance(raw, pd.Series):
+                norm = normalize_category(raw)
+                isna = norm.isna().to_numpy()
                 codes = np.asarray(norm.map(index).to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+            else:  # request rows (lists): a dict look-up per value beats pandas' per-call overhead
+                codes, isna = _category_codes(raw, index)
             unknown = np.isnan(codes) & ~isna
             if strict and unknown.any():
-                value = norm[unknown].iloc[0]
+                value = normalize_category([np.asarray(raw, dtype=object)[unknown][0]])[0]
                 raise UnknownCategoryError(
                     f"column {c.name!r}: unknown category {value!r}; known: {', '.join(c.categories)}")
-            stats = self.column_stats.setdefault(c.name, ColumnStats())
-            stats.missing += int(isna.sum())
-            stats.unknown_category += int(unknown.sum())
+            if not strict:
+                stats = self.column_stats.setdefault(c.name, ColumnStats())
+                stats.missing += int(isna.sum())
+                stats.unknown_category += int(unknown.sum())
             codes = np.where(isna, float(index.get(c.most_frequent, -1)), codes)
             block = out[:, j:j + len(c.categories)]
             block[:] = 0.0
@@ -301,6 +308,23 @@ NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:inf|infinity)"
 ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
 _NUMBER_RE = re.compile(NUMBER)
 _ISO_DATE_RE = re.compile(ISO_DATE)
+
+
+def _category_codes(values: Any, index: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Category index per value (NaN where missing or unknown) and the missing mask, for a list;
+    the same normalization as normalize_category."""
+    get = index.get
+    codes: list[float] = []
+    isna: list[bool] = []
+    for v in values:
+        k = get(v) if type(v) is str else None  # a known category as sent: one look-up
+        blank = False
+        if k is None:
+            blank = _is_blank(v)
+            k = None if blank else get(str(v).strip().lower())
+        isna.append(blank)
+        codes.append(np.nan if k is None else float(k))
+    return np.array(codes, dtype=np.float64), np.array(isna, dtype=bool)
 
 
 def _small(values: Any) -> bool:
