@@ -76,7 +76,7 @@ t0 = time.perf_counter()
 import pandas as pd, xgboost as xgb
 phases = {"import": time.perf_counter() - t0}
 train_path, val_path, target, rounds, nthread, evals = sys.argv[1:7]
-rounds, nthread = int(rounds), int(nthread)
+rounds, nthread, sample = int(rounds), int(nthread), float(sys.argv[8])
 t = time.perf_counter()
 df = pd.read_parquet(train_path)
 y = df.pop(target)
@@ -88,7 +88,8 @@ dtrain = xgb.QuantileDMatrix(df, label=y, nthread=nthread)
 dval = xgb.QuantileDMatrix(dv, label=yv, ref=dtrain, nthread=nthread)
 phases["matrices"] = time.perf_counter() - t
 params = {"objective": "binary:logistic", "eval_metric": ["logloss", "auc"], "tree_method": "hist",
-          "eta": 0.1, "max_depth": 6, "seed": 42, "nthread": nthread}
+          "eta": 0.1, "max_depth": 6, "seed": 42, "nthread": nthread, "subsample": sample,
+          "colsample_bytree": sample}
 t = time.perf_counter()
 kw = {}
 if evals == "validation":
@@ -146,18 +147,20 @@ def run_child(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, fl
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, phases
 
 
-def commands(data: Path, out: Path, rounds: int, nthread: int, names: Sequence[str]) -> dict[str, list[str]]:
+def commands(data: Path, out: Path, rounds: int, nthread: int, names: Sequence[str],
+             sample: float = 1.0) -> dict[str, list[str]]:
     py = sys.executable
     ours = [py, "-c", OURS, "--train", str(data / "train"), "--validation", str(data / "validation"),
             "--transformer", str(data / "transformer"), "--model-dir", str(out / "model"),
             "--output-data-dir", str(out / "output"), "--num_round", str(rounds),
-            "--early_stopping_rounds", str(rounds), "--nthread", str(nthread), "--eta", "0.1", "--max_depth", "6"]
+            "--early_stopping_rounds", str(rounds), "--nthread", str(nthread), "--eta", "0.1", "--max_depth", "6",
+            "--subsample", str(sample), "--colsample_bytree", str(sample)]
     cmds = {"ours": ours}
     for evals, name in (("validation", "bare"), ("none", "bare-noeval"), ("both", "bare-eval-train+val")):
         if name in names:
             cmds[name] = [py, "-c", BARE, str(data / "train" / "data.parquet"),
                           str(data / "validation" / "data.parquet"), TARGET, str(rounds), str(nthread), evals,
-                          str(out / f"{name}.ubj")]
+                          str(out / f"{name}.ubj"), str(sample)]
     if "ours+checkpoints" in names:
         cmds["ours+checkpoints"] = [*ours, "--checkpoint-dir", str(out / "checkpoints")]
     return {k: v for k, v in cmds.items() if k in names}
@@ -173,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--nthread", type=int, default=2)
     p.add_argument("--diagnose", action="store_true",
                    help="also run train.py with checkpoints and xgb.train evaluating train+validation")
+    p.add_argument("--sample", type=float, default=1.0,
+                   help="subsample and colsample_bytree (< 1: train.py rebuilds the booster at every checkpoint "
+                        "boundary so that a resume is exact; this measures what that costs)")
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "mlops-bench-train")
     a = p.parse_args(argv)
     rows = a.rows or (100_000 if a.quick else 1_000_000)
@@ -194,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = a.work / "out" / name
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True)
-            cmd = commands(data, out, rounds, a.nthread, names)[name]
+            cmd = commands(data, out, rounds, a.nthread, names, a.sample)[name]
             s, cpu, rss, ph = run_child(cmd, TRAINING_CODE, env)
             r = results[name]
             r.seconds.append(s)
@@ -208,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rss_m = {n: statistics.median(r.rss_mb) for n, r in results.items()}
     cpu_m = {n: statistics.median(r.cpu) for n, r in results.items()}
     print(f"\ntraining_code: {TRAINING_CODE}")
-    print(f"{rows:,} rows x {a.features} features, {rounds} rounds, nthread={a.nthread}, "
+    print(f"{rows:,} rows x {a.features} features, {rounds} rounds, nthread={a.nthread}, sample={a.sample}, "
           f"{a.repeat} interleaved repeats; loadavg {load0[0]:.1f} -> {load1[0]:.1f} (1 min), "
           f"{os.cpu_count()} cores")
     print(f"{'path':<22}{'wall s':>8}{'min s':>8}{'vs bare':>8}{'CPU s':>8}{'vs bare':>8}"

@@ -53,6 +53,7 @@ class Rows:
     columns: dict[str, Any] | None = None
     records: list[list[Any]] | None = None
     from_csv: bool = False
+    csv_body: bytes | None = None  # a large CSV body, parsed with the model's column types in predict_fn
 
     @property
     def n(self) -> int:
@@ -82,6 +83,8 @@ def input_fn(body: bytes | str, content_type: str) -> Rows:
     except UnicodeDecodeError:
         raise MalformedPayloadError(f"the {ctype} body is not UTF-8 text") from None
     if ctype == CSV:
+        if text.count("\n", 0, _LARGE_CSV_PROBE) > SMALL:  # many rows: typed columns (csv_columns)
+            return Rows(from_csv=True, csv_body=body if isinstance(body, bytes) else text.encode())
         return _from_csv(text)
     if ctype == JSONLINES:
         try:
@@ -100,6 +103,12 @@ def resolve_columns(rows: Rows, model: LoadedModel) -> dict[str, Any]:
     """Match parsed rows to the model's raw columns; a mismatch is a 4xx naming the columns."""
     expected = model.transformer.raw_columns
     known = _known_columns(model)
+    if rows.csv_body is not None:
+        typed = _typed_csv_columns(rows.csv_body, model, known)
+        if typed is not None:
+            return typed
+        # an odd value or a bad shape: the exact path accepts it as small requests do, or names it
+        rows = _from_csv(rows.csv_body.decode("utf-8"))
     if rows.columns is not None:
         _check_columns(list(rows.columns), expected, known)
         absent = [c for c in expected if c not in rows.columns]
@@ -109,7 +118,7 @@ def resolve_columns(rows: Rows, model: LoadedModel) -> dict[str, Any]:
         return {**rows.columns, **{c: [None] * rows.n for c in absent}}
     records = rows.records or []
     first = [str(v).strip() for v in records[0]]
-    if rows.from_csv and sum(v in known for v in first) >= max(1, len(first) // 2):
+    if rows.from_csv and _is_header(first, known):
         _check_columns(first, expected, known)
         records = records[1:]
         if not records:
@@ -143,26 +152,59 @@ def output_fn(prediction: Mapping[str, Any], accept: str | None = None) -> tuple
         raise UnsupportedContentTypeError(f"unsupported accept type {accept!r}; use one of {', '.join(ACCEPT_TYPES)}")
     if kind == CSV:
         if "predictions" in prediction:
-            return "\n".join(repr(float(v)) for v in prediction["predictions"]) + "\n", CSV
+            return "".join(map("%r\n".__mod__, map(float, prediction["predictions"]))), CSV
         top = np.asarray(prediction["probabilities"]).max(axis=1).tolist()
-        return "".join(f"{label},{p:.6f}\n" for label, p in zip(prediction["labels"], top, strict=True)), CSV
-    records = _records(prediction)
+        return "".join(map("%s,%.6f\n".__mod__, zip(prediction["labels"], top, strict=True))), CSV
+    records = _json_records(prediction)
     if kind == JSONLINES:
-        return "\n".join(json.dumps(r) for r in records) + "\n", JSONLINES
-    return json.dumps({"predictions": records}), JSON
+        return "\n".join(records) + "\n", JSONLINES
+    return '{"predictions": [' + ", ".join(records) + "]}", JSON
 
 
-def _records(prediction: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _json_records(prediction: Mapping[str, Any]) -> list[str]:
+    """One JSON object per row, filled into a template: a 1,000-row answer in a fifth of
+    json.dumps' time (no dict per row). Probabilities with 6 decimals, as in CSV output."""
     if "predictions" in prediction:
-        return [{"prediction": float(v)} for v in prediction["predictions"]]
+        values = np.asarray(prediction["predictions"], dtype=np.float64)
+        if not np.isfinite(values).all():  # NaN/Infinity: json.dumps' spelling
+            return [json.dumps({"prediction": v}) for v in values.tolist()]
+        return list(map('{"prediction": %r}'.__mod__, values.tolist()))
     classes = prediction["classes"]
-    # Rounded and turned into Python floats in bulk: no numpy scalar, no round() per value.
-    probs = np.round(np.asarray(prediction["probabilities"], dtype=np.float64), 6).tolist()
-    return [{"label": label, "probability": max(p), "probabilities": dict(zip(classes, p, strict=True))}
-            for label, p in zip(prediction["labels"], probs, strict=True)]
+    probs = np.asarray(prediction["probabilities"], dtype=np.float64)
+    if not np.isfinite(probs).all():
+        return [json.dumps({"label": label, "probability": max(p), "probabilities": dict(zip(classes, p, strict=True))})
+                for label, p in zip(prediction["labels"], probs.tolist(), strict=True)]
+    template = '{"label": %s, "probability": %.6f, "probabilities": {' + ", ".join(
+        f"{json.dumps(c)}: %.6f" for c in classes) + "}}"
+    quoted = {c: json.dumps(c) for c in classes}
+    labels = [quoted[label] for label in prediction["labels"]]
+    return list(map(template.__mod__, zip(labels, probs.max(axis=1).tolist(), *probs.T.tolist(), strict=True)))
 
 
 # -- parsing ----------------------------------------------------------------------------------
+SMALL = 64  # rows: up to this many, plain Python parses faster than pyarrow starts
+_LARGE_CSV_PROBE = 1 << 16  # bytes looked at to tell a large CSV body from a small one
+
+
+def _is_header(first: Sequence[str], known: set[str]) -> bool:
+    return sum(v in known for v in first) >= max(1, len(first) // 2)
+
+
+def _typed_csv_columns(body: bytes, model: LoadedModel, known: set[str]) -> dict[str, Any] | None:
+    """A large CSV body as typed columns (csv_columns), or None: parse it the exact way."""
+    import csv_columns
+
+    line = body.split(b"\n", 1)[0].decode("utf-8")
+    first = [v.strip() for v in next(csv.reader([line]), [])]
+    header = _is_header(first, known)
+    if header:
+        _check_columns(first, model.transformer.raw_columns, known)
+    names = first if header else model.transformer.raw_columns
+    t = model.transformer
+    types = {f.name: "date" if f.date_reference else "numeric" for f in t.numeric}
+    types.update({c.name: "categorical" for c in t.categorical})
+    return csv_columns.read(body, names, types, skip_header=header)
+
 def _known_columns(model: LoadedModel) -> set[str]:
     """Columns a request may carry: the features, plus the target and identifiers it ignores."""
     t = model.transformer

@@ -3,6 +3,7 @@ handlers for every content type, every bad input as its own 4xx error, Azure's i
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import io
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import csv_columns
 import inference
 import input_errors as ie
 import numpy as np
@@ -275,6 +277,70 @@ def test_a_timestamp_with_an_offset_means_the_same_day_alone_or_in_a_large_reque
     alone = outcome(model, [row])
     in_large = outcome(model, [row] * LARGE)  # one offset throughout: no mixed-offset error
     assert str(alone) == str(in_large)
+
+
+# Large CSV bodies are parsed by pyarrow with each column's type (csv_columns), and fall back to the
+# exact parse on anything it does not accept the same way: every value must mean what it means alone.
+CSV_ODD_VALUES: list[tuple[str, str]] = [
+    *(("monthly_charges", v) for v in ("45", " 45 ", "4.5e1", "+45", "45.", ".5", "-0", "inf", "-Infinity", "1e500",
+                                        "nan", "NaN", "-nan", "NA", "na", "nA", "null", "", "4_5", "0x2d", "4,5",
+                                        "\u0664\u0665", "$45", "45 usd")),
+    *(("signup_date", v) for v in ("2020-08-01", " 2020-08-01 ", "2020-08-01T10:30:00", "2020-08-01T23:30:00-05:00",
+                                    "2020-02-30", "2020-8-1", "20200801", "", "NA", "2020-08-01junk")),
+    *(("region", v) for v in ("south", " South ", "SOUTH", "", "NA", "null", "nrth", "south,east")),
+]
+
+
+def csv_text(rows: list[dict[str, str]], names: list[str], header: bool) -> str:
+    """CSV as a client library writes it: values with a comma or quote are quoted."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if header:
+        writer.writerow(names)
+    writer.writerows([[r[n] for n in names] for r in rows])
+    return buf.getvalue()
+
+
+def csv_outcome(model: LoadedModel, rows: list[dict[str, str]], names: list[str], header: bool) -> Any:
+    try:
+        got = predict(model, csv_text(rows, names, header), "text/csv")
+        return [np.round(np.asarray(got["probabilities"][i]), 6).tolist() for i in (0, -1)]
+    except ie.InputError as e:
+        return type(e).__name__
+
+
+@pytest.mark.parametrize(("column", "value"), CSV_ODD_VALUES, ids=[f"{c}={v!r}" for c, v in CSV_ODD_VALUES])
+def test_a_value_means_the_same_in_a_large_csv_body(model: LoadedModel, columns: list[str], column: str,
+                                                    value: str) -> None:
+    row = {**STAYING, column: value}
+    alone = csv_outcome(model, [row, STAYING], columns, header=False)  # 2 rows: the small-request path
+    large = [row] + [LEAVING, STAYING] * 50 + [STAYING]
+    assert csv_outcome(model, large, columns, header=False) == alone
+    assert csv_outcome(model, large, list(reversed(columns)), header=True) == alone
+
+
+def test_a_clean_large_csv_body_is_read_as_typed_columns_and_an_odd_one_is_handed_back(
+        model: LoadedModel, columns: list[str]) -> None:
+    """The fast reader is taken for ordinary bodies (else the speed-up silently vanishes) and declines
+    a value it would read differently from the exact path, rather than guessing."""
+    t = model.transformer
+    types = {f.name: "date" if f.date_reference else "numeric" for f in t.numeric}
+    types.update({c.name: "categorical" for c in t.categorical})
+    clean = csv_text([LEAVING, STAYING] * 50, columns, header=False).encode()
+    typed = csv_columns.read(clean, columns, types, skip_header=False)
+    assert typed is not None
+    assert typed["monthly_charges"].dtype == np.float64 and typed["signup_date"].dtype == "datetime64[D]"
+    odd = csv_text([{**STAYING, "monthly_charges": "-nan"}] + [STAYING] * 99, columns, header=False).encode()
+    assert csv_columns.read(odd, columns, types, skip_header=False) is None
+    with pytest.raises(ie.NonNumericValueError, match="-nan"):
+        predict(model, odd, "text/csv")
+
+
+def test_a_short_row_in_a_large_csv_body_is_named_by_its_number(model: LoadedModel, columns: list[str]) -> None:
+    lines = csv_text([STAYING] * 100, columns, header=False).splitlines()
+    lines[41] = lines[41].rsplit(",", 1)[0]
+    with pytest.raises(ie.ColumnCountError, match="row 42 has 12 values"):
+        predict(model, "\n".join(lines) + "\n", "text/csv")
 
 
 # -- bad input: a distinct error, a 4xx, a message naming the problem -----------------------
