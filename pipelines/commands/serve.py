@@ -59,7 +59,8 @@ def serve(args: argparse.Namespace) -> int:
     print(f"try: curl -s -X POST http://{args.host}:{args.port}/invocations -H 'Content-Type: text/csv' "
           "--data-binary @rows.csv")
     uvicorn.run("pipelines.serving:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="warning", access_log=False)
+                workers=args.workers, log_level="warning", access_log=False,
+                http="pipelines.serving_http:NoDelayHttpToolsProtocol", loop="uvloop")
     return 0
 
 
