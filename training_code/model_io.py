@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -50,6 +52,8 @@ def resolve_model_dir(path: Path) -> Path:
     if not archive.exists():
         raise FileNotFoundError(f"{path}: neither a model folder ({MODEL_META}) nor model.tar.gz")
     target = Path(tempfile.mkdtemp(prefix="model-"))
+    # The model is loaded from it at once; the folder goes when the process ends, not before.
+    atexit.register(shutil.rmtree, target, ignore_errors=True)
     with tarfile.open(archive) as tar:
         tar.extractall(target, filter="data")
     return target

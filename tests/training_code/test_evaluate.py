@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -87,6 +89,24 @@ def test_a_folder_holding_model_tar_gz_is_accepted(binary: tuple[Path, dict[str,
             tar.add(f, arcname=f.name)
     report = run_evaluate(artefact, fx.churn_preprocessed(base) / "test", tmp_path / "out")
     assert report == binary[1]
+
+
+def test_a_model_tar_gz_is_unpacked_to_a_folder_that_goes_with_the_process(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    artefact = tmp_path / "artefact"
+    artefact.mkdir()
+    with tarfile.open(artefact / "model.tar.gz", "w:gz") as tar:
+        for f in sorted(fx.churn_model(tmp_path_factory.getbasetemp()).iterdir()):
+            tar.add(f, arcname=f.name)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    code = ("import sys, model_io; m = model_io.load_model(__import__('pathlib').Path(sys.argv[1])); "
+            "print(m.model.num_boosted_rounds())")
+    proc = subprocess.run([sys.executable, "-c", code, str(artefact)], cwd=Path(evaluate.__file__).parent,
+                          capture_output=True, text=True, env={**os.environ, "TMPDIR": str(scratch)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) > 0
+    assert list(scratch.iterdir()) == []  # a server restarted every day would otherwise fill the disk
 
 
 @pytest.mark.parametrize("problem", ["regression", "multiclass"])
