@@ -4,6 +4,12 @@ Each trial runs train.py as its own process with one compute thread, `parallelis
 time. train.py prints `[round N] validation-<metric>=<value>` as it goes; the pruner reads those
 lines and stops a trial that is clearly behind the others (that is where pruning helps: most
 of a bad trial's time is spent on rounds that cannot catch up).
+
+Trials run in batches of `parallelism`, each batch asked for only when the one before has finished:
+the sampler then sees the same history and the pruner (which compares with finished trials only)
+the same finished trials on every run, so the same data and seed tune to the same model. With
+trials started whenever a slot frees up, both would depend on which process happened to finish
+first. The price is the idle slot while a batch's slower trial finishes.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -68,8 +75,7 @@ def tune(space: SearchSpace, base_args: Sequence[str], out: Path, trials: int, p
     results: list[TrialResult] = []
     lock = threading.Lock()
 
-    def objective(trial: Any) -> float:
-        params = {r.name: suggest(trial, r) for r in space.ranges}
+    def objective(trial: Any, params: dict[str, Any]) -> TrialResult:
         folder = out / f"trial-{trial.number:03d}"
         args = [*base_args, "--model-dir", str(folder / "model"), "--output-data-dir", str(folder / "output"),
                 *hyperparameter_args({**static, **params}), *extra_args]
@@ -96,13 +102,17 @@ def tune(space: SearchSpace, base_args: Sequence[str], out: Path, trials: int, p
             done = [r for r in results if r.state == "complete" and r.value is not None]
             best = (max if direction == "maximize" else min)(done, key=lambda r: r.value or 0.0) if done else None
             on_trial(result, best)
-        if pruned:
-            raise optuna.TrialPruned()
-        if value is None:
-            raise RuntimeError(f"trial {trial.number} failed; log: {folder / 'log.txt'}")
-        return value
+        return result
 
-    study.optimize(objective, n_trials=trials, n_jobs=parallelism, catch=(RuntimeError,))
+    states = {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED,
+              "failed": optuna.trial.TrialState.FAIL}
+    with ThreadPoolExecutor(max(1, parallelism)) as pool:
+        for first in range(0, trials, max(1, parallelism)):
+            batch = [study.ask() for _ in range(min(max(1, parallelism), trials - first))]
+            # Suggested here, one trial after the other: the sampler's random draws keep their order.
+            params = [{r.name: suggest(trial, r) for r in space.ranges} for trial in batch]
+            for trial, result in zip(batch, pool.map(objective, batch, params), strict=True):
+                study.tell(trial, result.value if result.state == "complete" else None, state=states[result.state])
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise RuntimeError(f"every tuning trial failed; see the logs under {out}")

@@ -69,6 +69,27 @@ def test_second_run_reuses_every_step(home: Path, first_run: subprocess.Complete
     assert (home / "runs" / "second" / "train" / "model" / "model.ubj").read_bytes() == first
 
 
+def test_tuning_the_same_data_twice_gives_the_same_trials(home: Path, first_run: subprocess.CompletedProcess[str],
+                                                          tmp_path: Path) -> None:
+    """Trials run two at a time, yet which parameters are tried, which trials are pruned and what
+    they score does not depend on which process finished first."""
+    from pipelines.definition import search_space
+    from pipelines.local_tune import tune
+
+    assert first_run.returncode == 0
+    pre = home / "runs" / "first" / "preprocess"
+    channels = ["--train", str(pre / "train"), "--validation", str(pre / "validation"),
+                "--transformer", str(pre / "transformer")]
+    space = search_space("binary")
+    runs = []
+    for k in range(2):
+        _, results = tune(space, channels, tmp_path / f"tune-{k}", 6, 2, 7, lambda t, b: None,
+                          {**space.static, "algorithm": "xgboost"})
+        runs.append([(r.number, r.params, r.state, r.value) for r in results])
+    assert len(runs[0]) == 6
+    assert runs[0] == runs[1]
+
+
 def test_failed_check_stops_before_registration(home: Path, first_run: subprocess.CompletedProcess[str]) -> None:
     assert first_run.returncode == 0
     before = (home / "registry" / "current" / "version.json").read_text()
