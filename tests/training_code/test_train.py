@@ -34,7 +34,7 @@ METRIC_LINE = re.compile(r"^(train|validation):[a-z0-9_]+=[-+]?\d+\.\d+$")
 # Row and column sampling on, so the resumed run must replay the sampler's random state too.
 SAMPLED = ("--subsample", "0.8", "--colsample_bytree", "0.8", "--eta", "0.05", "--max_depth", "3",
            "--early_stopping_rounds", "40", "--seed", "3", "--nthread", "1")
-FULL_ROUNDS = "60"
+FULL_ROUNDS = "80"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def run(pre: Path, out: Path, *args: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def xgb_runs(pre: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
-    """Two uninterrupted runs (one checkpointing), and one stopped at round 30 then resumed."""
+    """Two uninterrupted runs (one checkpointing), and one stopped at round 50 then resumed."""
     root = tmp_path_factory.mktemp("xgb_runs")
     runs: dict[str, tuple[Path, str]] = {}
     for name, ckpt in (("first", root / "ckpt_first"), ("again", None)):
@@ -62,7 +62,7 @@ def xgb_runs(pre: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, t
         assert rc == 0
         runs[name] = (root / name / "model", out)
     ckpt = root / "ckpt_resumed"
-    assert run(pre, root / "resumed", *SAMPLED, "--num_round", "30", "--checkpoint-dir", str(ckpt))[0] == 0
+    assert run(pre, root / "resumed", *SAMPLED, "--num_round", "50", "--checkpoint-dir", str(ckpt))[0] == 0
     rc, out = run(pre, root / "resumed", *SAMPLED, "--num_round", FULL_ROUNDS, "--checkpoint-dir", str(ckpt))
     assert rc == 0
     runs["resumed"] = (root / "resumed" / "model", out)
@@ -106,7 +106,7 @@ def test_the_same_seed_gives_the_same_model_bytes(xgb_runs: dict[str, tuple[Path
 
 def test_a_resumed_run_gives_the_same_model_as_an_uninterrupted_one(xgb_runs: dict[str, tuple[Path, str]]) -> None:
     resumed, out = xgb_runs["resumed"]
-    assert "resuming from checkpoint at round 30" in out
+    assert "resuming from checkpoint at round 50" in out
     assert (resumed / "model.ubj").read_bytes() == (xgb_runs["first"][0] / "model.ubj").read_bytes()
     first_meta = json.loads((xgb_runs["first"][0] / "model_meta.json").read_text())
     resumed_meta = json.loads((resumed / "model_meta.json").read_text())
