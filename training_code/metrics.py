@@ -26,10 +26,14 @@ def compute_metrics(problem_type: str, y: np.ndarray, scores: np.ndarray) -> dic
     if problem_type == "binary":
         p1 = scores[:, 1]
         out["auc"] = float(skm.roc_auc_score(yi, p1)) if len(np.unique(yi)) == 2 else float("nan")
-        out["logloss"] = float(skm.log_loss(yi, np.clip(p1, EPS, 1 - EPS), labels=[0, 1]))
-        out["precision"] = float(skm.precision_score(yi, pred, zero_division=0))
-        out["recall"] = float(skm.recall_score(yi, pred, zero_division=0))
-        out["f1"] = float(skm.f1_score(yi, pred, zero_division=0))
+        # The rest by hand from one pass over the rows, as scikit-learn defines them (zero_division=0):
+        # its five validated calls cost 0.7 s on a million rows, a third of train.py's overhead.
+        p1 = np.clip(p1, EPS, 1 - EPS)
+        out["logloss"] = float(-np.mean(np.where(yi == 1, np.log(p1), np.log1p(-p1))))
+        tp, fp, fn = (int(np.count_nonzero((pred == a) & (yi == b))) for a, b in ((1, 1), (1, 0), (0, 1)))
+        out["precision"] = tp / (tp + fp) if tp + fp else 0.0
+        out["recall"] = tp / (tp + fn) if tp + fn else 0.0
+        out["f1"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
     else:
         k = scores.shape[1]
         out["mlogloss"] = float(skm.log_loss(yi, np.clip(scores, EPS, 1), labels=list(range(k))))

@@ -194,3 +194,20 @@ def test_mlflow_gets_parameters_metrics_and_the_model(pre: Path, tmp_path: Path,
     artifacts = {a.path for a in client.list_artifacts(found.info.run_id, "model")}
     assert "model/model.ubj" in artifacts
     assert found.info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("rounds", ["1", "400"], ids=["all-rounds-kept", "cut-at-early-stopping"])
+def test_the_reported_metrics_are_those_of_the_saved_model(pre: Path, tmp_path: Path, rounds: str) -> None:
+    """Whether the scores come from XGBoost's prediction cache (nothing cut) or are predicted afresh,
+    the metrics train.py reports are exactly what the saved model scores on the same rows."""
+    assert run(pre, tmp_path, *SAMPLED[:-4], "--num_round", rounds, "--early_stopping_rounds", "10",
+               "--nthread", "1")[0] == 0
+    meta = json.loads((tmp_path / "model" / "model_meta.json").read_text())
+    model = load_model(tmp_path / "model")
+    for channel in ("train", "validation"):
+        x, y, _ = train.load_split(pre / channel, model.transformer.target)
+        again = train.compute_metrics("binary", y, train.predict_scores(model.model, x, "xgboost", "binary"))
+        assert {f"{channel}:{k}": v for k, v in again.items()} == {
+            k: v for k, v in meta["metrics"].items() if k.startswith(f"{channel}:")}
+    kept = model.model.num_boosted_rounds()
+    assert (kept == 1) if rounds == "1" else (kept < 400)
