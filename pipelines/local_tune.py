@@ -15,6 +15,7 @@ first. The price is the idle slot while a batch's slower trial finishes.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -97,6 +98,8 @@ def tune(space: SearchSpace, base_args: Sequence[str], out: Path, trials: int, p
         value = res.metrics.get(metric)
         state = "pruned" if pruned else ("complete" if res.returncode == 0 and value is not None else "failed")
         result = TrialResult(trial.number, params, value, state, res.metrics, seconds)
+        if state == "failed":
+            print(f"trial {trial.number} failed; log: {folder / 'log.txt'}", file=sys.stderr, flush=True)
         with lock:
             results.append(result)
             done = [r for r in results if r.state == "complete" and r.value is not None]
@@ -106,9 +109,10 @@ def tune(space: SearchSpace, base_args: Sequence[str], out: Path, trials: int, p
 
     states = {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED,
               "failed": optuna.trial.TrialState.FAIL}
-    with ThreadPoolExecutor(max(1, parallelism)) as pool:
-        for first in range(0, trials, max(1, parallelism)):
-            batch = [study.ask() for _ in range(min(max(1, parallelism), trials - first))]
+    width = max(1, parallelism)
+    with ThreadPoolExecutor(width) as pool:
+        for first in range(0, trials, width):
+            batch = [study.ask() for _ in range(min(width, trials - first))]
             # Suggested here, one trial after the other: the sampler's random draws keep their order.
             params = [{r.name: suggest(trial, r) for r in space.ranges} for trial in batch]
             for trial, result in zip(batch, pool.map(objective, batch, params), strict=True):

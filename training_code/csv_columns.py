@@ -25,8 +25,9 @@ NULL_TEXTS = ["", "na", "NA", "Na", "nan", "NaN", "NAN", "null", "NULL", "Null"]
 def read(body: bytes, names: Sequence[str], types: Mapping[str, str], skip_header: bool) -> dict[str, Any] | None:
     """name -> float64 array (NaN where missing), datetime64[D] array (NaT where missing) or a
     pyarrow dictionary array of the texts as sent (categories: a request has a handful of distinct
-    values, each normalized once), per `types` (column -> numeric/integer/date/categorical; other
-    columns are read as text). None: parse the body the exact way instead."""
+    values, each normalized once), per `types` (column -> numeric/date/categorical, as
+    TabularTransformer.column_kinds gives them; other columns are read as text). None: parse the
+    body the exact way instead."""
     kinds = {n: types.get(n, "text") for n in names}
     column_types = {n: _ARROW_TYPES.get(k, pa.string()) for n, k in kinds.items()}
     try:
@@ -44,7 +45,7 @@ def read(body: bytes, names: Sequence[str], types: Mapping[str, str], skip_heade
     out: dict[str, Any] = {}
     for name in names:
         column = table.column(name).combine_chunks()
-        if kinds[name] in ("numeric", "integer"):
+        if kinds[name] == "numeric":
             values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
             # pyarrow reads 'nan', '-nan' as NaN; the exact path reads 'nan' as missing (the same
             # NaN) but rejects '-nan' as malformed: any NaN that is not a null goes the exact way.
@@ -58,5 +59,4 @@ def read(body: bytes, names: Sequence[str], types: Mapping[str, str], skip_heade
     return out
 
 
-_ARROW_TYPES = {"numeric": pa.float64(), "integer": pa.float64(), "date": pa.date32(),
-                "categorical": pa.dictionary(pa.int32(), pa.string())}
+_ARROW_TYPES = {"numeric": pa.float64(), "date": pa.date32(), "categorical": pa.dictionary(pa.int32(), pa.string())}

@@ -32,6 +32,7 @@ from input_errors import (
     UnsupportedContentTypeError,
 )
 from model_io import LoadedModel, load_model
+from tabular_transform import SMALL
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -83,7 +84,8 @@ def input_fn(body: bytes | str, content_type: str) -> Rows:
     except UnicodeDecodeError:
         raise MalformedPayloadError(f"the {ctype} body is not UTF-8 text") from None
     if ctype == CSV:
-        if text.count("\n", 0, _LARGE_CSV_PROBE) > SMALL:  # many rows: typed columns (csv_columns)
+        # More rows than the small-request path takes: typed columns (csv_columns).
+        if text.count("\n", 0, _LARGE_CSV_PROBE) > SMALL:
             return Rows(from_csv=True, csv_body=body if isinstance(body, bytes) else text.encode())
         return _from_csv(text)
     if ctype == JSONLINES:
@@ -182,7 +184,6 @@ def _json_records(prediction: Mapping[str, Any]) -> list[str]:
 
 
 # -- parsing ----------------------------------------------------------------------------------
-SMALL = 64  # rows: up to this many, plain Python parses faster than pyarrow starts
 _LARGE_CSV_PROBE = 1 << 16  # bytes looked at to tell a large CSV body from a small one
 
 
@@ -194,16 +195,14 @@ def _typed_csv_columns(body: bytes, model: LoadedModel, known: set[str]) -> dict
     """A large CSV body as typed columns (csv_columns), or None: parse it the exact way."""
     import csv_columns
 
-    line = body.split(b"\n", 1)[0].decode("utf-8")
+    end = body.find(b"\n")
+    line = body[: end if end >= 0 else len(body)].decode("utf-8")
     first = [v.strip() for v in next(csv.reader([line]), [])]
     header = _is_header(first, known)
+    expected = model.transformer.raw_columns
     if header:
-        _check_columns(first, model.transformer.raw_columns, known)
-    names = first if header else model.transformer.raw_columns
-    t = model.transformer
-    types = {f.name: "date" if f.date_reference else "numeric" for f in t.numeric}
-    types.update({c.name: "categorical" for c in t.categorical})
-    return csv_columns.read(body, names, types, skip_header=header)
+        _check_columns(first, expected, known)
+    return csv_columns.read(body, first if header else expected, model.transformer.column_kinds, skip_header=header)
 
 def _known_columns(model: LoadedModel) -> set[str]:
     """Columns a request may carry: the features, plus the target and identifiers it ignores."""

@@ -34,14 +34,24 @@ class LoadedModel:
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (n x k) or regression values (n)."""
-        if self.meta["algorithm"] == "xgboost":
-            raw = np.asarray(self.model.inplace_predict(x))
-            if self.problem_type == "binary":
-                return np.column_stack([1 - raw, raw])
-            return raw
-        if self.problem_type == "regression":
-            return np.asarray(self.model.predict(x))
-        return np.asarray(self.model.predict_proba(x))
+        return predict_scores(self.model, x, self.meta["algorithm"], self.problem_type)
+
+
+def predict_scores(model: Any, x: np.ndarray, algorithm: str, problem_type: str) -> np.ndarray:
+    """Probabilities (classification: n x k) or values (regression)."""
+    if algorithm == "xgboost":
+        return xgb_scores(model.inplace_predict(x), problem_type)
+    if problem_type == "regression":
+        return np.asarray(model.predict(x))
+    return np.asarray(model.predict_proba(x))
+
+
+def xgb_scores(raw: Any, problem_type: str) -> np.ndarray:
+    """XGBoost's output as class probabilities (n x k) or values."""
+    raw = np.asarray(raw)
+    if problem_type == "binary":
+        return np.column_stack([1 - raw, raw])
+    return raw
 
 
 def resolve_model_dir(path: Path) -> Path:

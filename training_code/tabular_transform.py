@@ -120,6 +120,12 @@ class TabularTransformer:
         return [n for f in self.numeric for n in f.output_names] + [
             n for c in self.categorical for n in c.output_names]
 
+    @property
+    def column_kinds(self) -> dict[str, str]:
+        """Raw feature column -> how its text is read: numeric, date or categorical."""
+        kinds = {f.name: "date" if f.date_reference else "numeric" for f in self.numeric}
+        return kinds | {c.name: "categorical" for c in self.categorical}
+
     def transform(self, columns: Mapping[str, Any], strict: bool = False) -> np.ndarray:
         """Raw columns (name -> values) to a float32 feature matrix.
 
@@ -173,7 +179,7 @@ class TabularTransformer:
                 norm = normalize_category(raw)
                 isna = norm.isna().to_numpy()
                 codes = np.asarray(norm.map(index).to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
-            elif isinstance(raw, pa.Array):  # a large CSV request (csv_columns): look-ups in C++
+            elif isinstance(raw, pa.DictionaryArray):  # a large CSV request (csv_columns)
                 codes, isna = _arrow_category_codes(raw, index)
             else:  # request rows (lists): a dict look-up per value beats pandas' per-call overhead
                 codes, isna = _category_codes(raw, index)
@@ -349,13 +355,12 @@ def _category_codes(values: Any, index: Mapping[str, int]) -> tuple[np.ndarray, 
     return np.array(codes, dtype=np.float64), np.array(isna, dtype=bool)
 
 
-def _arrow_category_codes(values: pa.Array, index: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """_category_codes for a pyarrow array: each distinct text normalized and looked up once."""
-    encoded = values if isinstance(values, pa.DictionaryArray) else values.dictionary_encode()
-    if encoded.null_count:
+def _arrow_category_codes(values: pa.DictionaryArray, index: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """_category_codes for a dictionary array: each distinct text normalized and looked up once."""
+    if values.null_count:
         return _category_codes(values.to_pylist(), index)
-    codes, isna = _category_codes(encoded.dictionary.to_pylist(), index)
-    positions = encoded.indices.to_numpy()
+    codes, isna = _category_codes(values.dictionary.to_pylist(), index)
+    positions = values.indices.to_numpy()
     return codes[positions], isna[positions]
 
 

@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 from metrics import compute_metrics, format_metric_lines
+from model_io import predict_scores, xgb_scores
 from tabular_transform import TRANSFORMER_FILE, TabularTransformer
 
 ALGORITHMS = ("xgboost", "random_forest", "linear")
 # With row/column sampling the booster is rebuilt at every checkpoint (see train_xgboost), which
 # re-predicts every tree so far: that cost grows with rounds^2 / CHECKPOINT_EVERY. 25 rounds: 1M rows
-# x 20, 100 rounds, sampling 0.8 cost 1.42x bare xgboost.train in CPU at 10, 1.26x at 25; a spot
+# x 20, 100 rounds, sampling 0.8 cost 1.42x bare xgboost.train in CPU at 10, 1.26-1.33x at 25; a spot
 # interruption loses at most 25 rounds (seconds on a million rows).
 CHECKPOINT_EVERY = 25
 MODEL_META = "model_meta.json"
@@ -191,30 +192,14 @@ def train_xgboost(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray
     if best + 1 == booster.num_boosted_rounds():
         # XGBoost's prediction cache holds every row's score already: the same numbers as predicting
         # afresh (bit for bit), for free, where predicting 1M rows again costs seconds.
-        cached = {"train": _as_scores(booster.predict(dtrain), problem_type),
-                  "validation": _as_scores(booster.predict(dval), problem_type)}
+        cached = {"train": xgb_scores(booster.predict(dtrain), problem_type),
+                  "validation": xgb_scores(booster.predict(dval), problem_type)}
     return booster[: best + 1], best, cached
 
 
 def _reseeded(xgb: Any, booster: Any, params: dict[str, Any], round_: int, cache: list[Any]) -> Any:
     seeded = {**params, "seed": params["seed"] * 1_000_003 + round_ // CHECKPOINT_EVERY}
     return xgb.Booster(seeded, cache, model_file=bytearray(booster.save_raw()))
-
-
-def predict_scores(model: Any, x: np.ndarray, algorithm: str, problem_type: str) -> np.ndarray:
-    """Probabilities (classification: n x k) or values (regression)."""
-    if algorithm == "xgboost":
-        return _as_scores(model.inplace_predict(x), problem_type)
-    if problem_type == "regression":
-        return np.asarray(model.predict(x))
-    return np.asarray(model.predict_proba(x))
-
-
-def _as_scores(raw: Any, problem_type: str) -> np.ndarray:
-    """XGBoost's output as class probabilities (n x k) or values."""
-    if problem_type == "binary":
-        return np.column_stack([1 - raw, raw])
-    return np.asarray(raw)
 
 
 def train_sklearn(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, problem_type: str) -> Any:

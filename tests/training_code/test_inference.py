@@ -323,9 +323,7 @@ def test_a_clean_large_csv_body_is_read_as_typed_columns_and_an_odd_one_is_hande
         model: LoadedModel, columns: list[str]) -> None:
     """The fast reader is taken for ordinary bodies (else the speed-up silently vanishes) and declines
     a value it would read differently from the exact path, rather than guessing."""
-    t = model.transformer
-    types = {f.name: "date" if f.date_reference else "numeric" for f in t.numeric}
-    types.update({c.name: "categorical" for c in t.categorical})
+    types = model.transformer.column_kinds
     clean = csv_text([LEAVING, STAYING] * 50, columns, header=False).encode()
     typed = csv_columns.read(clean, columns, types, skip_header=False)
     assert typed is not None
