@@ -15,8 +15,10 @@ import image_train
 import pytest
 import torch
 
+# fp32: `--precision auto` would train in bf16 on CPUs with native bf16 and in fp32 elsewhere, and the
+# figures below would depend on the machine. bf16 and `auto` are tested on their own below.
 ARGS = ["--epochs", "3", "--batch-size", "16", "--lr", "3e-3", "--width", "8", "--workers", "0",
-        "--image-size", "16", "--augment", "none", "--no-export"]
+        "--image-size", "16", "--augment", "none", "--no-export", "--precision", "fp32"]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,7 @@ def test_training_beats_chance_and_writes_the_model_contract(
     assert meta["classes"] == [str(d) for d in range(10)]
     assert json.loads((model_dir / "labels.json").read_text()) == meta["classes"]
     assert meta["metrics"]["validation:accuracy"] == accuracies[-1]
-    assert meta["training"]["precision"] in ("fp32", "bf16")
+    assert meta["training"]["precision"] == "fp32"
     history = json.loads((tmp_path / "output" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert set(_weights(model_dir)) == set(image_train.build_model(image_train.ModelConfig(10, 1, 8, 16)).state_dict())
@@ -135,6 +137,14 @@ def test_bf16_autocast_trains_on_cpu(digits: Path, tmp_path: Path, capsys: pytes
     assert all(w.dtype == torch.float32 for w in _weights(tmp_path / "model").values())
 
 
+def test_auto_precision_is_what_this_cpu_computes_natively(digits: Path, tmp_path: Path) -> None:
+    """Whatever the machine: `auto` trains in the precision resolve_precision picks for its flags."""
+    _train(digits, tmp_path, "--precision", "auto", "--epochs", "1")
+    meta = json.loads((tmp_path / "model" / "model_meta.json").read_text())
+    expected = image_train.resolve_precision("auto", "cpu", False, image_hardware.cpu_flags())
+    assert meta["training"]["precision"] == expected
+
+
 def test_positive_class_is_the_defect() -> None:
     assert image_train.positive_class(["defect", "ok"]) == "defect"
     assert image_train.positive_class(["cat", "dog"]) == "dog"
@@ -176,7 +186,7 @@ def test_metrics_go_to_mlflow_only_when_a_tracking_uri_is_set(
     names = [c[0] for c in fake.calls]
     assert names[0] == "start_run" and names[-1] == "end_run"
     params = next(p for n, p, _ in fake.calls if n == "log_params")
-    assert params["width"] == 8 and params["precision_used"] in ("fp32", "bf16")
+    assert params["width"] == 8 and params["precision_used"] == "fp32"
     per_epoch = [(m, step) for n, m, step in fake.calls if n == "log_metrics" and step is not None]
     assert [step for _, step in per_epoch] == [1, 2]
     assert set(per_epoch[0][0]) == {"train_loss", "validation_loss", "validation_accuracy"}
