@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_etl.py              # 1M raw customers (~1.02M rows), 2 cores
     .venv/bin/python benchmarks/bench_etl.py --rows 100000
 
-Both paths read the same messy churn CSV (training_code/churn_data.py), read every column as text,
-remove exact duplicates, apply the rules of training_code/etl_rules.py (same patterns, same reason
+Both paths read the same messy churn CSV (training_code/tabular/churn_data.py), read every column as text,
+remove exact duplicates, apply the rules of training_code/spark_etl/rules.py (same patterns, same reason
 texts), keep the latest row per customer and write snappy Parquet partitioned by ingestion_date. The
 run fails if the two disagree on any count. Printed: the fixed start-up cost (JVM and session, then a
 100-row job), seconds and rows/s for each path, and the ratio.
@@ -50,11 +50,11 @@ import pyarrow.dataset as ds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training_code"))
 
-import churn_data
-import etl
-import etl_rules as rules
-from dataset_spec import ColumnSpec, DatasetSpec, load_spec
-from etl_inputs import PARTITION, LocalFiles, discover, required_columns
+from common.dataset_spec import ColumnSpec, DatasetSpec, load_spec
+from spark_etl import job as etl
+from spark_etl import rules
+from spark_etl.inputs import PARTITION, LocalFiles, discover, required_columns
+from tabular import churn_data
 
 SPEC = Path(__file__).resolve().parents[1] / "training_code" / "specs" / "churn.json"
 INT64_MAX = "9223372036854775807"

@@ -34,13 +34,13 @@ import torch
 TRAINING_CODE = Path(__file__).resolve().parents[1] / "training_code"
 sys.path.insert(0, str(TRAINING_CODE))
 
-import image_data  # noqa: E402
-import image_export  # noqa: E402
-import image_inference  # noqa: E402
-import image_preprocess  # noqa: E402
-import image_train  # noqa: E402
-from image_loader import GlobalBatchSampler, ImageFiles, list_labelled, make_loader  # noqa: E402
-from image_model import ModelConfig, build_model  # noqa: E402
+from image import data as image_data  # noqa: E402
+from image import export as image_export  # noqa: E402
+from image import inference as image_inference  # noqa: E402
+from image import preprocess as image_preprocess  # noqa: E402
+from image import train as image_train  # noqa: E402
+from image.loader import GlobalBatchSampler, ImageFiles, list_labelled, make_loader  # noqa: E402
+from image.model import ModelConfig, build_model  # noqa: E402
 
 
 def _median_rate(fns: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:

@@ -42,9 +42,14 @@ import numpy as np
 TRAINING_CODE = Path(os.environ.get("BENCH_TRAINING_CODE") or Path(__file__).resolve().parents[1] / "training_code")
 sys.path.insert(0, str(TRAINING_CODE))
 
-import churn_data  # noqa: E402
-import inference  # noqa: E402
-from model_io import LoadedModel  # noqa: E402
+try:
+    from tabular import churn_data, inference
+    from tabular.model_io import LoadedModel
+except ImportError:  # a copy of training_code/ from before its packages (a baseline), measured alike
+    from model_io import LoadedModel  # type: ignore[no-redef]
+
+    import churn_data  # type: ignore[no-redef]
+    import inference  # type: ignore[no-redef]
 
 RATIO_TARGET = 2.0
 SINGLE_ROW_TARGET_MS = 2.0
@@ -69,8 +74,11 @@ def build_model(work: Path, rows: int = 20_000, rounds: int = 100, trees: int | 
     model_dir = work / (f"model-{rows}-{rounds}" if trees is None else f"model-{rows}-{trees}trees")
     if (model_dir / "model_meta.json").exists():
         return model_dir
-    import preprocess
-    import train
+    try:
+        from tabular import preprocess, train
+    except ImportError:  # a flat copy, as above
+        import preprocess  # type: ignore[no-redef]
+        import train  # type: ignore[no-redef]
 
     raw = work / f"churn-{rows}.csv"
     pre = work / f"pre-{rows}"

@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAINING_CODE = ROOT / "training_code"
 sys.path.insert(0, str(TRAINING_CODE))
 
-import churn_data  # noqa: E402
-from dataset_spec import load_spec  # noqa: E402
+from common.dataset_spec import load_spec  # noqa: E402
+from tabular import churn_data  # noqa: E402
 
 SPEC = TRAINING_CODE / "specs" / "churn.json"
 FILES = 100
@@ -101,7 +101,7 @@ def _first_files(capture: Path, dest: Path, n: int) -> Path:
 
 # -- the two paths (each runs in a child process) --------------------------------------------
 def run_ours(work: Path, capture: Path) -> dict[str, Any]:
-    import monitor
+    from monitoring import job as monitor
 
     out = work / f"ours-{capture.name}"
     started, cpu = time.perf_counter(), time.process_time()

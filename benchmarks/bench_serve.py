@@ -57,7 +57,8 @@ FLASK_APP = r'''
 import os, sys
 sys.path.insert(0, os.environ["BENCH_TRAINING_CODE"])
 import flask
-import inference
+import inference  # the entry script: the handlers model_meta.json names
+from common.input_errors import InputError
 
 model = inference.model_fn(os.environ["BENCH_MODEL_DIR"])
 app = flask.Flask(__name__)
@@ -72,7 +73,7 @@ def invocations():
         rows = inference.input_fn(flask.request.get_data(), flask.request.content_type or "text/csv")
         body, ctype = inference.output_fn(inference.predict_fn(rows, model),
                                           flask.request.headers.get("Accept", "application/json"))
-    except inference.InputError as e:
+    except InputError as e:
         return flask.Response(str(e), status=e.status_code)
     return flask.Response(body, status=200, mimetype=ctype)
 '''
@@ -80,7 +81,7 @@ def invocations():
 CEILING = r"""
 import sys, time, json
 from pathlib import Path
-from pipelines.serving import ModelServer
+from pipelines.serve.server import ModelServer
 model_dir, capture, payloads = sys.argv[1:4]
 seconds, max_calls = float(sys.argv[4]), int(sys.argv[5])
 bodies = json.loads(Path(payloads).read_text())

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_train.py --quick    # 100k rows, 50 rounds: a smoke check
 
 The data is a synthetic transformed split, as preprocess.py writes it: train/validation Parquet (float32,
-the target column first) and a transformer.json built with tabular_transform.TabularTransformer. Every
+the target column first) and a transformer.json built with tabular.transform.TabularTransformer. Every
 path runs in its own process, from interpreter start to exit, with the same params (hist, same
 num_round, early stopping never triggered, same nthread); the runs are interleaved (order rotated each
 repeat) so the machine's load hits them alike. Peak memory is each child's max RSS (os.wait4).
@@ -40,17 +40,25 @@ import pyarrow.parquet as pq
 TRAINING_CODE = Path(os.environ.get("BENCH_TRAINING_CODE") or Path(__file__).resolve().parents[1] / "training_code")
 sys.path.insert(0, str(TRAINING_CODE))
 
-from tabular_transform import NumericFeature, TabularTransformer  # noqa: E402
+try:
+    from tabular.transform import NumericFeature, TabularTransformer
+except ImportError:  # a copy of training_code/ from before its packages (a baseline), measured alike
+    from tabular_transform import NumericFeature, TabularTransformer  # type: ignore[no-redef]
 
 TARGET = "churn"
 TIME_TARGET = 1.10
 MEMORY_TARGET = 1.20
 
-# The child for our path: train.main, with timers around its phases (reported as JSON on stderr).
+# The child for our path: train.main, with timers around its phases (reported as JSON on stderr). The
+# timers wrap the module behind train.py (tabular.train; train itself in an older, flat copy): main looks
+# its helpers up there.
 OURS = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import train
+try:
+    from tabular import train
+except ImportError:
+    import train
 phases = {"import": time.perf_counter() - t0}
 def timed(name, fn):
     def wrapper(*a, **k):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipelines.definition import MODEL_PACKAGE_GROUP, PIPELINE_NAME
+from pipelines.definition.parameters import DEFAULT_PROCESSING_INSTANCE, DEFAULT_TRAINING_INSTANCE
 
 Stage = Literal["dev", "prod"]
 STAGES: tuple[Stage, ...] = ("dev", "prod")
@@ -77,9 +78,10 @@ class StageConfig:
     # start-up then fail); >0: private subnets with egress through that many NAT gateways.
     nat_gateways: int = 1
 
-    # Compute
-    processing_instance_type: str = "ml.m5.xlarge"
-    training_instance_type: str = "ml.m5.xlarge"
+    # Compute. Processing and training: the defaults of the pipeline's ProcessingInstanceType and
+    # TrainingInstanceType parameters (the declaration's unless a stage sets its own).
+    processing_instance_type: str = DEFAULT_PROCESSING_INSTANCE
+    training_instance_type: str = DEFAULT_TRAINING_INSTANCE
     endpoint_instance_type: str = "ml.m5.large"
     monitoring_instance_type: str = "ml.m5.large"
     glue_workers: int = 2

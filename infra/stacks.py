@@ -15,16 +15,20 @@ from aws_cdk import Annotations, App, Environment, Fn, RemovalPolicy, Stack, Tag
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.ci_access import CiAccess
 from infra.config import StageConfig
-from infra.data_lake import DataLake
-from infra.glue_etl import DEFAULT_SPEC, GlueEtl
-from infra.ml_pipeline import MlPipeline
-from infra.model_monitor import ModelMonitor, monitored_features
-from infra.network import Network
-from infra.serving import Serving
+from infra.constructs.ci_access import CiAccess
+from infra.constructs.data_lake import DataLake
+from infra.constructs.glue_etl import GlueEtl
+from infra.constructs.ml_pipeline import MlPipeline
+from infra.constructs.model_monitor import ModelMonitor, monitored_features
+from infra.constructs.network import Network
+from infra.constructs.serving import Serving
+from pipelines.definition import DEFAULT_SPEC
+from pipelines.paths import TRAINING_CODE
 
 NO_ENDPOINT_WARNING = "mlops:no-model-package"
+# The dataset spec the ETL enforces and the monitor watches: the pipeline's (it ships in the bundle).
+SPEC = TRAINING_CODE / DEFAULT_SPEC
 
 
 # CloudWatch's retention periods (days) by RetentionDays member; config.py accepts exactly these.
@@ -91,7 +95,7 @@ class DataLakeStack(_StageStack):
             access_log_days=max(config.log_retention_days, 90),
         )
         self.etl = GlueEtl(
-            self, "Etl", lake=self.lake, schedule=config.etl_schedule, workers=config.glue_workers,
+            self, "Etl", lake=self.lake, spec=SPEC, schedule=config.etl_schedule, workers=config.glue_workers,
             batch_size=config.raw_event_batch_size, batch_window_s=config.raw_event_batch_window_s,
             removal_policy=self.removal_policy,
         )
@@ -112,6 +116,8 @@ class MlPipelineStack(_StageStack):
             vpc=net.vpc, subnets=net.workload_subnets, security_group=net.workload_sg,
             retrain_schedule=config.retrain_schedule,
             etl_job_name=data.etl.job.job_name,
+            processing_instance_type=config.processing_instance_type,
+            training_instance_type=config.training_instance_type,
             mlflow_size=config.mlflow_server_size,
         )
 
@@ -156,7 +162,7 @@ class ServingStack(_StageStack):
                 endpoint=self.serving.endpoint,
                 endpoint_name=config.endpoint_name,
                 schedule_name=f"{config.prefix}-data-quality",
-                features=monitored_features(DEFAULT_SPEC),
+                features=monitored_features(SPEC),
                 drift_threshold=config.drift_threshold,
                 instance_type=config.monitoring_instance_type,
                 key=lake.key, artifacts=lake.artifacts,

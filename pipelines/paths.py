@@ -1,7 +1,7 @@
 """Where the local run keeps things: everything under one folder, `.mlops/` (or $MLOPS_HOME).
 
     .mlops/lake/raw, curated, quarantine     the local data lake (S3 zones in the cloud)
-    .mlops/runs/<run-id>/<step>/...          each step's inputs and outputs, container-style
+    .mlops/runs/<run-id>/<step>/<output>/    each step's outputs, one folder each, container-style
     .mlops/cache/<step>-<key>/               cached step outputs, reused when nothing changed
     .mlops/mlflow.db, .mlops/mlartifacts/    MLflow tracking and model registry
     .mlops/registry/current/                 the latest registered model version, materialized:

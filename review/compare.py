@@ -5,7 +5,7 @@
 
 Per stack: the resources the CDK's own diff reports added, removed, changed and replaced; the
 stateful ones among them whose data would be lost; IAM and network widening; the cost change of
-the instances touched. Across the app: cdk-nag findings added and resolved. `infra_report` turns the
+the instances touched. Across the app: cdk-nag findings added and resolved. `review.report` turns the
 result into Markdown.
 """
 
@@ -19,11 +19,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import infra_cdkdiff, infra_cost, infra_iam, infra_network
-from pipelines.infra_assembly import Finding, Stack, load_findings, load_stacks
-from pipelines.infra_cdkdiff import ResourceChange
-from pipelines.infra_synth import find_cdk, git, offline_env, synth, worktree
-from pipelines.infra_values import display_path
+from review import cdkdiff, cost, iam, network
+from review.assembly import Finding, Stack, load_findings, load_stacks
+from review.cdkdiff import ResourceChange
+from review.cost import CostLine
+from review.iam import IamChange
+from review.network import NetworkChange
+from review.synth import find_cdk, git, offline_env, synth, worktree
+from review.values import display_path
 
 # Resources whose replacement or deletion loses data, and what exactly is lost.
 STATEFUL: dict[str, str] = {
@@ -58,10 +61,10 @@ class StackReview:
     status: str  # added | removed | changed | unchanged
     changes: list[ResourceChange] = field(default_factory=list)
     data_loss: list[DataLoss] = field(default_factory=list)
-    iam: list[infra_iam.IamChange] = field(default_factory=list)
+    iam: list[IamChange] = field(default_factory=list)
     iam_narrowed: int = 0
-    network: list[infra_network.NetworkChange] = field(default_factory=list)
-    cost: list[infra_cost.CostLine] = field(default_factory=list)
+    network: list[NetworkChange] = field(default_factory=list)
+    cost: list[CostLine] = field(default_factory=list)
     cdk_diff: str = ""
 
     def count(self, action: str) -> int:
@@ -86,11 +89,11 @@ class Review:
         return [d for s in self.stacks for d in s.data_loss]
 
     @property
-    def iam_loud(self) -> list[infra_iam.IamChange]:
+    def iam_loud(self) -> list[IamChange]:
         return [c for s in self.stacks for c in s.iam if c.loud]
 
     @property
-    def network_loud(self) -> list[infra_network.NetworkChange]:
+    def network_loud(self) -> list[NetworkChange]:
         return [c for s in self.stacks for c in s.network if c.loud]
 
 
@@ -134,7 +137,7 @@ def review_assemblies(base_out: Path, head_out: Path, *, cdk: Sequence[str], env
                       base: str = "base", head: str = "head", jobs: int | None = None,
                       prices: dict[str, Any] | None = None,
                       progress: Callable[[str], None] = _quiet) -> Review:
-    prices = prices or infra_cost.load_prices()
+    prices = prices or cost.load_prices()
     base_stacks, head_stacks = load_stacks(base_out), load_stacks(head_out)
     names = sorted(base_stacks.keys() | head_stacks.keys())
     differ = [n for n in names if n not in base_stacks or n not in head_stacks
@@ -162,14 +165,13 @@ def _review_stack(name: str, base: Stack | None, head: Stack | None, cdk: Sequen
     if head is None:
         review = StackReview(name, "removed", changes=_removed_stack(old))
     else:
-        text = infra_cdkdiff.run(cdk, head_out, name, base.template_path if base else empty, env,
-                                 cwd=head_out)
-        review = StackReview(name, "changed" if base else "added", changes=infra_cdkdiff.parse(text),
+        text = cdkdiff.run(cdk, head_out, name, base.template_path if base else empty, env, cwd=head_out)
+        review = StackReview(name, "changed" if base else "added", changes=cdkdiff.parse(text),
                              cdk_diff=text)
     review.data_loss = _data_loss(name, review.changes, new)
-    review.iam, review.iam_narrowed = infra_iam.diff(name, old, new)
-    review.network = infra_network.diff(name, old, new)
-    review.cost = infra_cost.diff(name, old, new, prices)
+    review.iam, review.iam_narrowed = iam.diff(name, old, new)
+    review.network = network.diff(name, old, new)
+    review.cost = cost.diff(name, old, new, prices)
     return review
 
 

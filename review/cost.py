@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.infra_assembly import Template
-from pipelines.infra_values import as_list, names, render
+from review.assembly import Template
+from review.values import as_list, names, render
 
 PRICES = Path(__file__).with_name("prices.json")
 _MONITOR_JOBS = ("AWS::SageMaker::DataQualityJobDefinition", "AWS::SageMaker::ModelQualityJobDefinition",

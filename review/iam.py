@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.infra_assembly import Template
-from pipelines.infra_values import Names, as_list, names, render
+from review.assembly import Template
+from review.values import Names, as_list, names, render
 
 # Identity-based policies: type -> (document property, property listing who it is attached to)
 _IDENTITY = {

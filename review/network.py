@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.infra_assembly import Template
-from pipelines.infra_values import Names, as_list, names, render
+from review.assembly import Template
+from review.values import Names, as_list, names, render
 
 ANYWHERE = ("0.0.0.0/0", "::/0")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from pipelines.infra_cost import Usage
-from pipelines.infra_review import STATEFUL, Review, StackReview
+from review.compare import STATEFUL, Review, StackReview
+from review.cost import Usage
 
 MARKER = "<!-- mlops-infra-review -->"  # the workflow finds and updates its own comment by this
 MAX_ROWS = 40
@@ -118,7 +118,7 @@ def _cost(r: Review) -> list[str]:
     cur = p["currency"]
     known = [line.delta for line in lines if line.delta is not None]
     out = ["### Monthly cost estimate", "",
-           f"On-demand {cur}, {p['region']}, prices as of {p['as_of']} (`pipelines/prices.json`). "
+           f"On-demand {cur}, {p['region']}, prices as of {p['as_of']} (`review/prices.json`). "
            f"**Change: {_money(sum(known), cur, sign=True)} per month**"
            + (f" ({len(lines) - len(known)} item(s) without a price in the table)." if len(known) < len(lines)
               else "."),

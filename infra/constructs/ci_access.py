@@ -14,7 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.data_lake import CODE_PREFIX
+from infra.constructs.data_lake import CODE_PREFIX
 from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"

@@ -9,8 +9,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.constructs.secure_bucket import AccessLogBucket, SecureBucket
 from infra.nag import acknowledge
-from infra.secure_bucket import AccessLogBucket, SecureBucket
 
 # Fixed prefixes of the artefacts bucket, shared with the pipeline and the monitor (a file contract).
 CODE_PREFIX = "code/"

@@ -26,15 +26,18 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.data_lake import s3_uri
+from infra.constructs.data_lake import s3_uri
+from infra.constructs.network import grant_vpc_access
+from infra.constructs.rule_targets import pipeline_starter_role, start_pipeline_rule
 from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects
-from infra.rule_targets import pipeline_starter_role, start_pipeline_rule
+from pipelines import bundles
+from pipelines.definition import TABULAR
 
 PLACEHOLDER_ACCOUNT = "000000000000"
 PLACEHOLDERS = {
     "role": f"arn:aws:iam::{PLACEHOLDER_ACCOUNT}:role/mlops-placeholder-role",
     "bucket": "mlops-placeholder-artifacts",
-    "code": "s3://mlops-placeholder-code/sourcedir.tar.gz",
+    "code": f"s3://mlops-placeholder-code/{bundles.ARCHIVE_NAME}",
     "key": f"arn:aws:kms:us-east-1:{PLACEHOLDER_ACCOUNT}:key/mlops-placeholder-key",
     "raw": "s3://mlops-placeholder-raw/",
 }
@@ -81,8 +84,11 @@ def image_repositories(definition: Any) -> set[tuple[str, str, str]]:
 
 
 def build_definition(*, pipeline_name: str, model_package_group: str, region: str, n_subnets: int,
-                     n_security_groups: int) -> dict[str, Any]:
-    """The pipeline definition with placeholders, from the shared builder (imported here: slow)."""
+                     n_security_groups: int, processing_instance_type: str,
+                     training_instance_type: str) -> dict[str, Any]:
+    """The tabular workload's pipeline definition with placeholders, from the shared builder
+    (imported here: slow). The instance types become the defaults of the pipeline's
+    ProcessingInstanceType and TrainingInstanceType parameters."""
     from pipelines.sagemaker import SageMakerTarget, definition_dict
 
     target = SageMakerTarget(
@@ -90,12 +96,15 @@ def build_definition(*, pipeline_name: str, model_package_group: str, region: st
         bucket=PLACEHOLDERS["bucket"],
         code_uri=PLACEHOLDERS["code"],
         region=region,
+        workload=TABULAR.name,
         pipeline_name=pipeline_name,
         model_package_group=model_package_group,
         kms_key_arn=PLACEHOLDERS["key"],
         subnet_ids=tuple(subnet_placeholder(i) for i in range(n_subnets)),
         security_group_ids=tuple(sg_placeholder(i) for i in range(n_security_groups)),
         input_data_uri=PLACEHOLDERS["raw"],
+        processing_instance_type=processing_instance_type,
+        training_instance_type=training_instance_type,
     )
     # Canonical key order: the builder's cold result and its cached copy may order keys differently,
     # and the template (its snapshot, `cdk diff`) must not change with the cache.
@@ -111,12 +120,11 @@ def _sorted_keys(value: Any) -> Any:
 
 
 def code_tarball() -> Path:
-    """training_code/ as the deterministic sourcedir.tar.gz, in a folder removed at exit."""
-    from pipelines.code_package import build_sourcedir_tarball
-
+    """The tabular workload's code bundle, the deterministic sourcedir.tar.gz (pipelines.bundles),
+    in a folder removed at exit."""
     folder = Path(tempfile.mkdtemp(prefix="mlops-sourcedir-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return build_sourcedir_tarball(folder)
+    return bundles.tarball(TABULAR, folder)
 
 
 class MlPipeline(Construct):
@@ -140,6 +148,8 @@ class MlPipeline(Construct):
         security_group: ec2.ISecurityGroup,
         retrain_schedule: str,
         etl_job_name: str,
+        processing_instance_type: str,
+        training_instance_type: str,
         mlflow_size: str | None = None,
     ) -> None:
         super().__init__(scope, id_)
@@ -161,6 +171,7 @@ class MlPipeline(Construct):
         definition = build_definition(
             pipeline_name=pipeline_name, model_package_group=model_package_group_name,
             region=definition_region, n_subnets=len(subnet_ids), n_security_groups=1,
+            processing_instance_type=processing_instance_type, training_instance_type=training_instance_type,
         )
         self.images = sorted(image_repositories(definition))
         tokens = {
@@ -308,21 +319,3 @@ class MlPipeline(Construct):
                     findings=[*GRANT_ACTIONS, bucket_objects("Artifacts", prefix="mlflow/")])
         CfnOutput(self, "MlflowTrackingServerArn", value=self.mlflow.attr_tracking_server_arn)
 
-
-def grant_vpc_access(role: iam.Role, vpc: ec2.IVpc) -> None:
-    """What SageMaker needs to attach a job or endpoint to `vpc`: its ENIs, in this VPC only."""
-    stack = Stack.of(role)
-    vpc_arn = stack.format_arn(service="ec2", resource="vpc", resource_name=vpc.vpc_id)
-    role.add_to_policy(iam.PolicyStatement(
-        sid="DescribeNetwork",
-        actions=["ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
-                 "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
-        resources=["*"],
-    ))
-    role.add_to_policy(iam.PolicyStatement(
-        sid="NetworkInterfacesInThisVpc",
-        actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-                 "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
-        resources=["*"],
-        conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}},
-    ))

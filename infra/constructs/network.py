@@ -1,9 +1,11 @@
-"""The VPC the ML workloads run in: private subnets and VPC endpoints for the AWS services they call."""
+"""The VPC the ML workloads run in: private subnets and VPC endpoints for the AWS services they call,
+and what a SageMaker role needs to attach its jobs or endpoint to it (`grant_vpc_access`)."""
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -93,3 +95,22 @@ class Network(Construct):
         self.workload_sg.add_ingress_rule(self.workload_sg, ec2.Port.all_traffic(), "between workload members")
         self.workload_sg.add_egress_rule(self.workload_sg, ec2.Port.all_traffic(), "between workload members")
         self.workload_sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs and packages")
+
+
+def grant_vpc_access(role: iam.Role, vpc: ec2.IVpc) -> None:
+    """What SageMaker needs to attach a job or endpoint to `vpc`: its ENIs, in this VPC only."""
+    stack = Stack.of(role)
+    vpc_arn = stack.format_arn(service="ec2", resource="vpc", resource_name=vpc.vpc_id)
+    role.add_to_policy(iam.PolicyStatement(
+        sid="DescribeNetwork",
+        actions=["ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
+                 "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
+        resources=["*"],
+    ))
+    role.add_to_policy(iam.PolicyStatement(
+        sid="NetworkInterfacesInThisVpc",
+        actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                 "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
+        resources=["*"],
+        conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}},
+    ))

@@ -28,12 +28,13 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.data_lake import CAPTURE_PREFIX, s3_uri
-from infra.ml_pipeline import grant_vpc_access
+from infra.constructs.data_lake import CAPTURE_PREFIX, s3_uri
+from infra.constructs.network import grant_vpc_access
 from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects
 
 VARIANT = "AllTraffic"
-DEPLOYER_CODE = Path(__file__).resolve().parent / "lambdas" / "deploy_approved"
+# infra/lambdas/: the functions' code, next to the constructs package.
+DEPLOYER_CODE = Path(__file__).resolve().parents[1] / "lambdas" / "deploy_approved"
 
 
 class Serving(Construct):
@@ -147,7 +148,7 @@ class Serving(Construct):
         endpoint_name = self.endpoint_name
         vpc_config = sagemaker.CfnModel.VpcConfigProperty(
             security_group_ids=[security_group.security_group_id], subnets=subnet_ids)
-        # No network isolation: the serving container installs training_code/requirements.txt from PyPI
+        # No network isolation: the serving container installs the code bundle's requirements.txt from PyPI
         # at start-up (framework script mode). It runs in the private subnets instead.
         self.model = sagemaker.CfnModel(
             self, "Model",

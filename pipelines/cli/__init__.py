@@ -1,6 +1,6 @@
 """`mlops`: run the pipeline here, serve and monitor its model, and drive the cloud targets.
 
-Each subcommand lives in its own module under `pipelines.commands` and imports its heavy
+Each subcommand lives in its own module of `pipelines.cli` and imports its heavy
 libraries (pandas, MLflow, the SageMaker SDK, azure-ai-ml) only when it runs, so `mlops --help`
 starts in well under a second.
 """
@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 # Order is the order `mlops --help` lists them in.
 COMMAND_MODULES: tuple[str, ...] = (
-    "pipelines.commands.run",
-    "pipelines.commands.serve",
-    "pipelines.commands.monitor",
-    "pipelines.commands.pipeline",
-    "pipelines.commands.infra",
+    "pipelines.cli.run",
+    "pipelines.cli.serve",
+    "pipelines.cli.monitor",
+    "pipelines.cli.pipeline",
+    "pipelines.cli.infra",
 )
 
 
@@ -44,7 +44,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

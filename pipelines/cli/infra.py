@@ -37,10 +37,10 @@ def register(subparsers: Any) -> None:
 
 
 def run_diff(args: argparse.Namespace) -> int:
-    from pipelines import infra_report
-    from pipelines.infra_cdkdiff import CdkDiffError
-    from pipelines.infra_review import review_ref
-    from pipelines.infra_synth import SynthError
+    from review import report
+    from review.cdkdiff import CdkDiffError
+    from review.compare import review_ref
+    from review.synth import SynthError
 
     def progress(message: str) -> None:
         print(f"[infra diff] {message}", file=sys.stderr, flush=True)
@@ -51,7 +51,7 @@ def run_diff(args: argparse.Namespace) -> int:
     except (SynthError, CdkDiffError) as e:
         print(f"mlops infra diff: {e}", file=sys.stderr)
         return 2
-    markdown = infra_report.render(review)
+    markdown = report.render(review)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(markdown)
@@ -73,11 +73,11 @@ def run_diff(args: argparse.Namespace) -> int:
 def _write_artifacts(review: Any, folder: Path) -> None:
     import json
 
-    from pipelines import infra_report
-    from pipelines.infra_review import to_dict
+    from review import report
+    from review.compare import to_dict
 
     (folder / "cdk-diff").mkdir(parents=True, exist_ok=True)
-    (folder / "review.md").write_text(infra_report.render(review, limit=10**9))
+    (folder / "review.md").write_text(report.render(review, limit=10**9))
     (folder / "review.json").write_text(json.dumps(to_dict(review), indent=2) + "\n")
     for s in review.stacks:
         if s.cdk_diff:

@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.definition import MODEL_PACKAGE_GROUP, PARAMETERS, PIPELINE_NAME
+from pipelines.azure.target import DEFAULT_COMPUTE  # no azure-ai-ml: a plain dataclass
+from pipelines.definition import DEFAULT_SPEC, PARAMETER_NAMES, PROBLEM_TYPES, WORKLOADS
 
 _ENV = {
     "bucket": "MLOPS_ARTIFACT_BUCKET",
@@ -31,7 +32,6 @@ _ENV = {
     "pipeline_name": "MLOPS_PIPELINE_NAME",
     "model_package_group": "MLOPS_MODEL_PACKAGE_GROUP",
 }
-_PARAM_NAMES = tuple(p.name for p in PARAMETERS)
 
 
 class ConfigError(ValueError):
@@ -44,15 +44,25 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(_ENV[name], default)
 
 
+def _workload_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workload", choices=tuple(WORKLOADS), default="tabular", help="which pipeline (default tabular)")
+    p.add_argument("--problem-type", default="binary", choices=PROBLEM_TYPES)
+
+
 def _aws_options(p: argparse.ArgumentParser, *, target: bool) -> None:
     p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
                    or "us-east-1", help="AWS region (env AWS_REGION, AWS_DEFAULT_REGION; us-east-1)")
-    p.add_argument("--pipeline-name", default=_env("pipeline_name", PIPELINE_NAME),
-                   help=f"pipeline name (env {_ENV['pipeline_name']}; {PIPELINE_NAME})")
-    p.add_argument("--model-package-group", default=_env("model_package_group", MODEL_PACKAGE_GROUP),
-                   help=f"model package group (env {_ENV['model_package_group']}; {MODEL_PACKAGE_GROUP})")
+    names = ", ".join(f"{w.name}: {w.pipeline_name}" for w in WORKLOADS.values())
+    groups = ", ".join(f"{w.name}: {w.model_name}" for w in WORKLOADS.values())
+    p.add_argument("--pipeline-name", default=_env("pipeline_name", ""),
+                   help=f"pipeline name (env {_ENV['pipeline_name']}; the workload's: {names})")
+    p.add_argument("--model-package-group", default=_env("model_package_group", ""),
+                   help=f"model package group (env {_ENV['model_package_group']}; the workload's: {groups})")
     if not target:
+        p.add_argument("--workload", choices=tuple(WORKLOADS), default="tabular",
+                       help="whose pipeline and model group (default tabular)")
         return
+    _workload_options(p)
     p.add_argument("--bucket", default=_env("bucket"), help=f"artefacts bucket (env {_ENV['bucket']})")
     p.add_argument("--role-arn", default=_env("role_arn"),
                    help=f"role the pipeline and its jobs run as (env {_ENV['role_arn']})")
@@ -63,13 +73,12 @@ def _aws_options(p: argparse.ArgumentParser, *, target: bool) -> None:
                    help=f"comma-separated security groups (env {_ENV['security_group_ids']})")
     p.add_argument("--input-data-uri", default=_env("input_data_uri"),
                    help=f"default of the InputDataUrl parameter (env {_ENV['input_data_uri']}; s3://<bucket>/raw/)")
-    p.add_argument("--problem-type", default="binary", choices=("binary", "multiclass", "regression"))
-    p.add_argument("--spec", default="specs/churn.json", help="dataset spec, relative to training_code/")
+    p.add_argument("--spec", default=DEFAULT_SPEC, help="dataset spec, relative to training_code/")
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help=f"pipeline parameter for this execution; one of {', '.join(_PARAM_NAMES)}")
+                   help=f"pipeline parameter for this execution; one of {', '.join(PARAMETER_NAMES)}")
     p.add_argument("--wait", action="store_true", help="wait for the execution to end; exit 1 unless it succeeds")
     p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds --wait waits at most")
 
@@ -88,7 +97,8 @@ def register(subparsers: Any) -> None:
     upsert = actions.add_parser("upsert", help="create or update the SageMaker pipeline")
     upsert.add_argument("--target", choices=("sagemaker",), default="sagemaker")
     _aws_options(upsert, target=True)
-    upsert.add_argument("--code-uri", help="s3:// URI of an uploaded sourcedir.tar.gz (default: upload it now)")
+    upsert.add_argument("--code-uri",
+                        help="s3:// URI of the workload's uploaded sourcedir.tar.gz (default: upload it now)")
 
     start = actions.add_parser("start", help="start an execution of the SageMaker pipeline")
     start.add_argument("--target", choices=("sagemaker",), default="sagemaker")
@@ -115,7 +125,8 @@ def register(subparsers: Any) -> None:
     export.add_argument("--code-uri", default="s3://<bucket>/code/<sha256>/sourcedir.tar.gz",
                         help="SageMaker only: code URI written into the definition")
     export.add_argument("--out", type=Path, help="output file (default: .mlops/export/<target>-pipeline.*)")
-    export.add_argument("--compute", default="cpu-cluster", help="Azure only: compute cluster name")
+    export.add_argument("--compute", default=DEFAULT_COMPUTE,
+                        help=f"Azure only: compute cluster name ({DEFAULT_COMPUTE})")
 
     submit = actions.add_parser("submit", help="submit the Azure ML pipeline job (needs a workspace)")
     submit.add_argument("--target", choices=("azure",), default="azure")
@@ -125,8 +136,9 @@ def register(subparsers: Any) -> None:
                         help="env AZURE_RESOURCE_GROUP")
     submit.add_argument("--workspace", default=os.environ.get("AZUREML_WORKSPACE_NAME"),
                         help="env AZUREML_WORKSPACE_NAME")
-    submit.add_argument("--compute", default="cpu-cluster", help="compute cluster name")
-    submit.add_argument("--experiment", default=PIPELINE_NAME)
+    submit.add_argument("--compute", default=DEFAULT_COMPUTE, help=f"compute cluster name ({DEFAULT_COMPUTE})")
+    submit.add_argument("--experiment", default="", help="experiment name (default: the workload's pipeline name)")
+    _workload_options(submit)
 
     parser.set_defaults(func=handle)
 
@@ -147,7 +159,7 @@ def _target(args: argparse.Namespace, code_uri: str) -> Any:
     try:
         return SageMakerTarget(
             role_arn=args.role_arn, bucket=args.bucket, code_uri=code_uri, region=args.region,
-            pipeline_name=args.pipeline_name, model_package_group=args.model_package_group,
+            workload=args.workload, pipeline_name=args.pipeline_name, model_package_group=args.model_package_group,
             kms_key_arn=args.kms_key_arn or None, subnet_ids=_ids(args.subnet_ids),
             security_group_ids=_ids(args.security_group_ids), problem_type=args.problem_type,
             input_data_uri=args.input_data_uri or None, spec=args.spec,
@@ -156,14 +168,24 @@ def _target(args: argparse.Namespace, code_uri: str) -> Any:
         raise ConfigError(str(e).replace("invalid SageMakerTarget", "invalid settings")) from e
 
 
+def _azure_target(args: argparse.Namespace) -> Any:
+    from pipelines.azure.target import AzureTarget
+
+    try:
+        return AzureTarget(compute=args.compute, workload=args.workload, problem_type=args.problem_type,
+                           **({"spec": args.spec} if getattr(args, "spec", None) else {}))
+    except ValueError as e:
+        raise ConfigError(str(e).replace("invalid AzureTarget", "invalid settings")) from e
+
+
 def _parameters(pairs: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise ConfigError(f"--param {pair!r}: expected NAME=VALUE")
-        if name not in _PARAM_NAMES:
-            raise ConfigError(f"--param {name}: not a pipeline parameter; one of {', '.join(_PARAM_NAMES)}")
+        if name not in PARAMETER_NAMES:
+            raise ConfigError(f"--param {name}: not a pipeline parameter; one of {', '.join(PARAMETER_NAMES)}")
         out[name] = value
     return out
 
@@ -186,7 +208,7 @@ def _print_status(status: Any) -> None:
 
 
 def _start(sm: Any, args: argparse.Namespace, parameters: dict[str, str]) -> int:
-    from pipelines import sagemaker_api as api
+    from pipelines.sagemaker import api
 
     arn = api.start_execution(sm, args.pipeline_name, parameters)
     print(f"execution: {arn}")
@@ -199,16 +221,16 @@ def _start(sm: Any, args: argparse.Namespace, parameters: dict[str, str]) -> int
 
 
 def _upsert(sm: Any, s3: Any, args: argparse.Namespace, code_uri: str | None) -> str:
-    from pipelines import sagemaker_api as api
-    from pipelines.sagemaker import definition_dict, definition_json
+    from pipelines.sagemaker import api, definition_dict, definition_json
 
     if code_uri is None:
         import tempfile
 
-        from pipelines.code_package import build_sourcedir_tarball
+        from pipelines import bundles
+        from pipelines.definition import workload
 
         with tempfile.TemporaryDirectory() as tmp:
-            tarball = build_sourcedir_tarball(Path(tmp))
+            tarball = bundles.tarball(workload(args.workload), Path(tmp))
             code_uri, uploaded = api.upload_code(s3, tarball, args.bucket, args.kms_key_arn or None)
         print(f"code:      {code_uri}" + ("" if uploaded else " (already uploaded)"))
     target = _target(args, code_uri)
@@ -216,13 +238,14 @@ def _upsert(sm: Any, s3: Any, args: argparse.Namespace, code_uri: str | None) ->
     definition = definition_json(definition_dict(target))
     arn, created = api.upsert_pipeline(sm, s3, name=target.pipeline_name, role_arn=target.role_arn,
                                        definition=definition, bucket=target.bucket,
-                                       description="Built by `mlops pipeline` from pipelines/definition.py")
+                                       description=f"The {target.workload} workload, built by `mlops pipeline` "
+                                                   "from pipelines/definition")
     print(f"pipeline:  {arn} ({'created' if created else 'updated'})")
     return arn
 
 
 def _approve(sm: Any, args: argparse.Namespace) -> int:
-    from pipelines import sagemaker_api as api
+    from pipelines.sagemaker import api
 
     arn = args.model_package_arn or api.latest_package(sm, args.model_package_group)
     if not arn:
@@ -243,10 +266,10 @@ def _export(args: argparse.Namespace) -> int:
         out = args.out or paths.home() / "export" / "sagemaker-pipeline.json"
         text = definition_json(definition_dict(_target(args, code_uri)))
     else:
-        from pipelines.azure import AzureTarget, pipeline_yaml
+        from pipelines.azure.job import pipeline_yaml
 
         out = args.out or paths.home() / "export" / "azure-pipeline.yml"
-        text = pipeline_yaml(AzureTarget(compute=args.compute, problem_type=args.problem_type), out.parent)
+        text = pipeline_yaml(_azure_target(args), out.parent)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(f"wrote {out}")
@@ -257,10 +280,10 @@ def _submit(args: argparse.Namespace) -> int:
     missing = [flag for flag in ("subscription_id", "resource_group", "workspace") if not getattr(args, flag)]
     if missing:
         raise ConfigError("missing " + ", ".join(f"--{m.replace('_', '-')}" for m in missing))
-    from pipelines.azure import AzureTarget, submit
+    from pipelines.azure.endpoint import submit
 
-    url = submit(AzureTarget(compute=args.compute), subscription_id=args.subscription_id,
-                 resource_group=args.resource_group, workspace=args.workspace, experiment=args.experiment)
+    url = submit(_azure_target(args), subscription_id=args.subscription_id,
+                 resource_group=args.resource_group, workspace=args.workspace, experiment=args.experiment or None)
     print(f"submitted: {url}")
     return 0
 
@@ -268,6 +291,11 @@ def _submit(args: argparse.Namespace) -> int:
 def handle(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if hasattr(args, "pipeline_name"):  # the workload's names unless given
+        from pipelines.definition import workload
+
+        args.pipeline_name = args.pipeline_name or workload(args.workload).pipeline_name
+        args.model_package_group = args.model_package_group or workload(args.workload).model_name
     try:
         if args.action == "export":
             return _export(args)
@@ -291,7 +319,7 @@ def handle(args: argparse.Namespace) -> int:
             return _start(sm, args, parameters)
         if args.action == "approve":
             return _approve(sm, args)
-        from pipelines import sagemaker_api as api
+        from pipelines.sagemaker import api
 
         arn = args.execution_arn or api.latest_execution(sm, args.pipeline_name)
         if not arn:

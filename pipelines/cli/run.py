@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-WORKLOADS = ("tabular", "image")
+from pipelines.definition import DEFAULT_SPEC, PROBLEM_TYPES, WORKLOADS
 
 
 def register(sub: Any) -> None:
@@ -19,9 +19,9 @@ def register(sub: Any) -> None:
                                    "register, baseline, batch transform.")
     p.add_argument("--data", type=Path, help="CSV/Parquet file or folder (default: generated churn data)")
     p.add_argument("--target", help="label column of --data (types are inferred when no --spec)")
-    p.add_argument("--problem-type", choices=("binary", "multiclass", "regression"))
-    p.add_argument("--spec", type=Path, help="dataset spec JSON (default: training_code/specs/churn.json)")
-    p.add_argument("--workload", choices=WORKLOADS, default="tabular")
+    p.add_argument("--problem-type", choices=PROBLEM_TYPES)
+    p.add_argument("--spec", type=Path, help=f"dataset spec JSON (default: training_code/{DEFAULT_SPEC})")
+    p.add_argument("--workload", choices=tuple(WORKLOADS), default="tabular")
     p.add_argument("--rows", type=int, default=100_000, help="rows of generated data (default 100000)")
     p.add_argument("--trials", type=int, default=20, help="tuning trials (default 20)")
     p.add_argument("--parallel", type=int, default=os.cpu_count() or 1, help="trials at once (default: cores)")
@@ -30,6 +30,7 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no-cache", action="store_true", help="run every step even if cached")
     p.add_argument("--run-id", help="name of the run folder (default: a timestamp)")
+    p.add_argument("--plan", action="store_true", help="print each step's command line and stop")
     p.set_defaults(func=run)
 
     u = sub.add_parser("ui", help="open the MLflow UI over the local runs and registry")
@@ -56,23 +57,45 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"mlops run: error: {problem}", file=sys.stderr)
         return 2
-    from pipelines.local import LocalPipeline, RunConfig
-    from pipelines.summary import run_and_report
+    from pipelines.local.runner import LocalRun, RunConfig
+    from pipelines.local.summary import run_and_report
 
-    cfg = RunConfig(data=args.data, target=args.target, problem_type=args.problem_type, spec=args.spec,
-                    rows=args.rows, trials=args.trials, parallelism=args.parallel, threshold=args.threshold,
-                    seed=args.seed, use_cache=not args.no_cache, run_id=args.run_id, algorithm=args.algorithm)
-    if args.workload == "image":
-        from pipelines.local_image import ImagePipeline
+    cfg = RunConfig(workload=args.workload, data=args.data, target=args.target, problem_type=args.problem_type,
+                    spec=args.spec, rows=args.rows, trials=args.trials, parallelism=args.parallel,
+                    threshold=args.threshold, seed=args.seed, use_cache=not args.no_cache, run_id=args.run_id,
+                    algorithm=args.algorithm)
+    local = LocalRun(cfg)
+    if args.plan:
+        return _print_plan(local)
+    return run_and_report(local)
 
-        return run_and_report(ImagePipeline(cfg), "send image/png or image/jpeg")
-    return run_and_report(LocalPipeline(cfg), "send raw rows as text/csv or application/json")
+
+def _print_plan(local: Any) -> int:
+    """The steps as they would run on this data (generated data is not generated for this)."""
+    import shlex
+
+    raw = (args_data.resolve() if (args_data := local.cfg.data) else Path("<generated data>"))
+    for r in local.plan(raw):
+        command = f"python {r.step.script} {shlex.join(r.argv)}" if r.step.script else "(in-process)"
+        print(f"{r.step.name} ({r.step.kind}, {r.step.compute}):\n  {command}")
+        if r.hyperparameters:  # known once the problem type is: given, or after preprocessing
+            print(f"  + {' '.join(r.hyperparameters)}")
+        elif r.step.hyperparameters:
+            which = "a sample of the search space" if r.step.hyperparameters == "search" else "the best trial's"
+            print(f"  + hyperparameters: {which}")
+    if local.problem is None:
+        print("(the quality gate's metric is chosen once preprocessing has inferred the problem type)")
+    return 0
 
 
 def ui(args: argparse.Namespace) -> int:
     from pipelines import paths
 
+    # Both stores under MLOPS_HOME: left to itself the server keeps artifacts in ./mlartifacts of
+    # whatever folder it was started from.
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", paths.mlflow_tracking_uri(),
+           "--default-artifact-root", paths.mlflow_artifacts().as_uri(),
+           "--artifacts-destination", paths.mlflow_artifacts().as_uri(),
            "--host", "127.0.0.1", "--port", str(args.port)]
     print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
     try:

@@ -38,7 +38,8 @@ def _model_dir(arg: Path | None) -> Path | None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from pipelines import paths, serving
+    from pipelines import paths
+    from pipelines.serve import server as serving
 
     model_dir = _model_dir(args.model_dir)
     if model_dir is None:
@@ -58,16 +59,16 @@ def serve(args: argparse.Namespace) -> int:
     print(f"data capture: {capture or 'off'}")
     print(f"try: curl -s -X POST http://{args.host}:{args.port}/invocations -H 'Content-Type: text/csv' "
           "--data-binary @rows.csv")
-    uvicorn.run("pipelines.serving:create_app", factory=True, host=args.host, port=args.port,
+    uvicorn.run("pipelines.serve.server:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="warning", access_log=False,
-                http="pipelines.serving_http:NoDelayHttpToolsProtocol", loop="uvloop")
+                http="pipelines.serve.http:NoDelayHttpToolsProtocol", loop="uvloop")
     return 0
 
 
 def predict(args: argparse.Namespace) -> int:
     import json
 
-    from pipelines.local_steps import run_script, script_env
+    from pipelines.local.process import run_script, script_env
 
     model_dir = _model_dir(args.model_dir)
     if model_dir is None:

@@ -1,13 +1,13 @@
 """Step caching as SageMaker does it: same code, parameters and inputs -> reuse the outputs.
 
-The key hashes the step's name, the training code (every file the scripts can import), the
-step's parameters, and the content of its inputs. A hit copies (hard-links where it can) the
-cached outputs into the run folder, so every run folder is complete on its own.
+The key hashes the step's name, its code (the script and every file it imports), its arguments
+(with run folders written symbolically) and the content of the inputs it reads. A hit copies
+(hard-links where it can) the cached outputs into the run folder, so every run folder is complete
+on its own.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import paths
+from pipelines.bundles import import_closure
+from pipelines.definition import Workload
 
 
 def _hash_file(h: Any, path: Path) -> None:
@@ -35,30 +37,13 @@ def hash_paths(h: Any, roots: Iterable[Path]) -> None:
             _hash_file(h, f)
 
 
-def local_imports(script: str) -> list[Path]:
-    """The script and every training_code module it imports, directly or not."""
-    seen: dict[str, Path] = {}
-    todo = [script.removesuffix(".py")]
-    while todo:
-        name = todo.pop()
-        path = paths.TRAINING_CODE / f"{name}.py"
-        if name in seen or not path.exists():
-            continue
-        seen[name] = path
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                todo += [a.name.split(".")[0] for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                todo.append(node.module.split(".")[0])
-    return sorted(seen.values())
-
-
-def code_fingerprint(script: str | None = None) -> str:
-    """What a step's code is: its script and what it imports (all of training_code when None),
-    plus the specs and requirements. An edit elsewhere does not invalidate the step."""
+def code_fingerprint(workload: Workload, script: str) -> str:
+    """What a step's code is: its script, every module it imports, the workload's data files and
+    requirements. An edit anywhere else (another workload, another step's module) leaves it alone."""
     h = hashlib.sha256()
-    files = local_imports(script) if script else sorted(paths.TRAINING_CODE.glob("*.py"))
-    hash_paths(h, [*files, paths.TRAINING_CODE / "requirements.txt", paths.TRAINING_CODE / "specs"])
+    root = paths.TRAINING_CODE
+    files = import_closure([root / script])
+    hash_paths(h, [*files, root / workload.requirements, *(root / name for name in workload.data_files)])
     return h.hexdigest()
 
 

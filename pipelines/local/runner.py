@@ -1,36 +1,52 @@
-"""The local target: run the pipeline of pipelines/definition.py here, step by step.
+"""The local target: the declared pipeline of a workload, run here one step after the other.
 
-Every step is its own process running the same training_code script a SageMaker or Azure ML
-container runs, with folders under .mlops/runs/<run-id>/<step>/ in place of S3 channels. Steps
-whose code, parameters and inputs did not change are reused from the step cache. MLflow (a
-SQLite file under .mlops/) tracks every tuning trial and registers the winning model.
+One loop over the workload's declared steps. Each step is rendered (plan.py) into its script's
+command line and run as its own process with training_code/ as the working directory, as a SageMaker
+or Azure ML container runs it; folders under MLOPS_HOME/runs/<run-id>/<step>/ stand in for channels.
+What differs by kind of step is only how its script is run:
+
+    processing, transform, condition   once
+    tuning       once per trial (Optuna over the workload's search space, trials side by side)
+    training     once, with the tuning step's best hyperparameters; model.tar.gz as SageMaker uploads it
+    register     once, then the model-version folder it wrote goes into MLflow's registry
+
+Steps whose code, arguments and inputs did not change are reused from the step cache and say so;
+register always runs (each run that passes the gate registers a version). The check step's script
+exits 3 when the metric misses the threshold: the run stops there, before registration.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tarfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipelines import paths
 from pipelines.definition import (
-    DEFAULT_THRESHOLDS,
-    EVALUATION_METRIC,
-    MODEL_PACKAGE_GROUP,
-    STEPS,
+    DEFAULT_APPROVAL_STATUS,
+    DEFAULT_SPEC,
+    SETTINGS,
     ProblemType,
-    search_space,
+    Step,
+    Workload,
+    parameter_defaults,
+    workload,
 )
-from pipelines.local_steps import Heartbeat, StepFailed, checked, run_script, script_env
-from pipelines.step_cache import code_fingerprint, restore, step_key, store
+from pipelines.definition.settings import LOCAL_INGESTION_DATE
+from pipelines.local import data, registry
+from pipelines.local.cache import code_fingerprint, hash_paths, restore, step_key, store
+from pipelines.local.plan import Locations, RenderedStep, hyperparameter_args, plan, render
+from pipelines.local.process import Heartbeat, ScriptResult, StepFailed, checked, run_script, script_env
+from pipelines.local.reports import summary
 
-EXIT_CHECK_FAILED = 3
+EXIT_CHECK_FAILED = 3  # check.py's exit code when the metric misses the threshold
 
 
 class CheckFailed(RuntimeError):
@@ -39,9 +55,10 @@ class CheckFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class RunConfig:
-    data: Path | None = None  # None: generate the default churn data
+    workload: str = "tabular"
+    data: Path | None = None  # None: generate the workload's default data
     target: str | None = None
-    problem_type: str | None = None
+    problem_type: ProblemType | None = None
     spec: Path | None = None
     rows: int = 100_000
     trials: int = 20
@@ -56,16 +73,17 @@ class RunConfig:
 @dataclass
 class StepRecord:
     name: str
-    status: str = "pending"  # done | cached | skipped | failed | stopped
+    status: str = "pending"  # done | cached | skipped | failed
     seconds: float = 0.0
     summary: str = ""
-    outputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class RunResult:
     run_id: str
     folder: Path
+    workload: str
+    model_name: str
     steps: list[StepRecord]
     metrics: dict[str, float] = field(default_factory=dict)
     model_version: str | None = None
@@ -76,287 +94,272 @@ class RunResult:
 Say = Callable[[str], None]
 
 
-class LocalPipeline:
-    workload = "tabular"
-    model_name = MODEL_PACKAGE_GROUP
-
+class LocalRun:
     def __init__(self, cfg: RunConfig, say: Say = print) -> None:
         self.cfg = cfg
         self.say = say
+        self.workload: Workload = workload(cfg.workload)
         self.run_id = cfg.run_id or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.folder = paths.runs() / self.run_id
-        self.records = {s.name: StepRecord(s.name) for s in STEPS}
-        self.result = RunResult(self.run_id, self.folder, list(self.records.values()))
-        self.spec_path: Path | None = None
+        self.records = {s.name: StepRecord(s.name) for s in self.workload.steps}
+        self.result = RunResult(self.run_id, self.folder, self.workload.name, self.workload.model_name,
+                                list(self.records.values()))
+        self.problem: ProblemType | None = cfg.problem_type
+        self.loc = Locations(self.folder, {})
 
-    # -- plumbing ----------------------------------------------------------------------------
-    def out(self, step: str) -> Path:
-        return self.folder / step
-
-    def _cached_step(self, step: str, params: dict[str, Any], inputs: list[Path],
-                     work: Callable[[Path], str], script: str | None = None) -> None:
-        """Run `work(out_dir) -> summary` unless an identical step ran before."""
-        rec = self.records[step]
-        out = self.out(step)
-        key = step_key(step, params, inputs, code_fingerprint(script or _script_of(step, self.workload)))
-        start = time.perf_counter()
-        hit = restore(step, key, out) if self.cfg.use_cache else None
-        if hit is not None:
-            rec.status, rec.summary = "cached", hit.get("summary", "")
-            rec.seconds = time.perf_counter() - start
-            self.say(f"- {step}: cached, reused from run {hit.get('run_id')} ({rec.summary})")
-            return
-        self.say(f"- {step}: running ...")
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
-        try:
-            with Heartbeat(step, 15.0, self.say):
-                rec.summary = work(out)
-        except Exception:
-            rec.status = "failed"
-            rec.seconds = time.perf_counter() - start
-            raise
-        rec.status, rec.seconds = "done", time.perf_counter() - start
-        store(step, key, out, {"summary": rec.summary, "run_id": self.run_id})
-        self.say(f"- {step}: done in {rec.seconds:.1f}s ({rec.summary})")
-
-    # -- the steps ---------------------------------------------------------------------------
-    def prepare_data(self) -> Path:
-        if self.cfg.data is not None:
-            if not self.cfg.data.exists():
-                raise FileNotFoundError(f"--data {self.cfg.data}: no such file or folder")
-            return self.cfg.data.resolve()
-        raw = paths.lake() / "raw" / f"churn-{self.cfg.rows}-seed{self.cfg.seed}"
-        marker = raw / "_SUCCESS"
-        if not marker.exists():
-            self.say(f"- data: generating {self.cfg.rows:,} churn customers into {raw}")
-            raw.mkdir(parents=True, exist_ok=True)
-            checked("data", run_script("churn_data.py", ["--rows", str(self.cfg.rows), "--seed",
-                                                         str(self.cfg.seed), "--out", str(raw / "churn.csv")],
-                                       self.folder / "data.log"))
-            marker.touch()
-        return raw
-
-    def spec_file(self) -> Path | None:
-        """The dataset spec: given, or the default churn spec; None for bring-your-own data with
-        only --target (preprocessing then infers every type and the problem type)."""
+    # -- what the declaration's Settings and Parameters are here -------------------------------
+    def spec(self) -> Path | None:
+        """The dataset spec: given, or the default one for generated data; None for bring-your-own
+        data with only --target (preprocessing then infers every type and the problem type)."""
         if self.cfg.spec is not None:
             return self.cfg.spec.resolve()
-        if self.cfg.target is None:
-            return paths.TRAINING_CODE / "specs" / "churn.json"
+        if self.workload.data_files and self.cfg.target is None:
+            return paths.TRAINING_CODE / DEFAULT_SPEC
         return None
 
-    def etl(self, raw: Path) -> Path:
-        """raw -> curated with the Spark ETL script; Parquet inputs are already curated."""
-        rec = self.records["etl"]
-        if self.spec_path is None:
-            rec.status, rec.summary = "skipped", "bring-your-own data without a spec: no schema to enforce"
-            self.say(f"- etl: skipped ({rec.summary})")
-            return raw
-        if (raw.is_file() and raw.suffix == ".parquet") or any(raw.rglob("*.parquet")):
-            rec.status, rec.summary = "skipped", "input is Parquet already"
-            self.say(f"- etl: skipped ({rec.summary})")
-            return raw
-        assert self.spec_path is not None
+    def settings(self) -> dict[str, str | None]:
+        spec = self.spec()
+        gate = self.workload.gate
+        values: dict[str, str | None] = {
+            "spec": str(spec) if spec else None,
+            "target": self.cfg.target,
+            "problem_type": self.cfg.problem_type,
+            "seed": str(self.cfg.seed),
+            "ingestion_date": LOCAL_INGESTION_DATE,  # a fixed day: a rerun writes identical files
+            "gate_metric": gate.path(self.problem) if self.problem else None,
+            "gate_op": gate.op,
+            "trial_threads": "1",  # trials run side by side, one core each
+            "loader_workers": "0",
+        }
+        assert values.keys() == SETTINGS.keys(), "a setting the local target does not give"
+        return values
 
-        def work(out: Path) -> str:
-            checked("etl", run_script("etl.py", [
-                "--JOB_NAME", f"local-{self.run_id}", "--raw_path", str(raw),
-                "--curated_path", str(out / "curated"), "--quarantine_path", str(out / "quarantine"),
-                "--report_path", str(out / "report"), "--spec_path", str(self.spec_path),
-                "--ingestion_date", "2026-01-01"], out / "log.txt"))
-            report = json.loads((out / "report" / "etl_report.json").read_text())
-            return (f"{report.get('rows_in', '?')} rows in, {report.get('rows_curated', '?')} curated, "
-                    f"{report.get('rows_quarantined', '?')} quarantined")
+    def parameters(self, raw: Path) -> dict[str, str | int | float | None]:
+        defaults = parameter_defaults(self.workload, self.problem) if self.problem else {}
+        threshold = self.cfg.threshold if self.cfg.threshold is not None else defaults.get("MetricThreshold")
+        return {"InputDataUrl": str(raw), "MetricThreshold": threshold,
+                "ModelApprovalStatus": DEFAULT_APPROVAL_STATUS, "TuningMaxTrials": self.cfg.trials,
+                "TuningParallelism": self.cfg.parallelism}
 
-        self._cached_step("etl", {"spec": self.spec_path.read_text()}, [raw], work)
-        return self.out("etl") / "curated"
+    def plan(self, raw: Path) -> list[RenderedStep]:
+        """Every step rendered as it would run, hyperparameters symbolically (`--eta <search>`)
+        where the problem type, and with it the search space, is known."""
+        self.loc.parameters = self.parameters(raw)
+        rendered = plan(self.workload.steps, self.loc, self.settings())
+        if self.problem is None:
+            return rendered
+        out = []
+        for r in rendered:
+            if r.step.hyperparameters:
+                tuned = ("<search>" if r.step.hyperparameters == "search"
+                         else f"<best:{r.step.input('best_hyperparameters').source}>")
+                ranges = {x.name: tuned for x in self.workload.search_space(self.problem).ranges}
+                r = replace(r, hyperparameters=tuple(hyperparameter_args({**self._static(), **ranges})))
+            out.append(r)
+        return out
 
-    def preprocess(self, curated: Path) -> None:
-        opts = ["--seed", str(self.cfg.seed)]  # the input's content is in the key; its path is not
-        if self.cfg.target:
-            opts += ["--target", self.cfg.target]
-        if self.cfg.problem_type:
-            opts += ["--problem-type", self.cfg.problem_type]
-        spec = ["--spec", str(self.spec_path)] if self.spec_path is not None else []
-
-        def work(out: Path) -> str:
-            args = ["--input", str(curated), *spec, *opts, "--output-dir", str(out)]
-            checked("preprocess", run_script("preprocess.py", args, out / "log.txt"))
-            report = json.loads((out / "report" / "data_report.json").read_text())
-            s = report["splits"]
-            return (f"{report['rows_used']} rows used, {sum(report['quarantined'].values())} quarantined; "
-                    f"{s['train']}/{s['validation']}/{s['test']} split, {report['features_out']} features")
-
-        spec_text = self.spec_path.read_text() if self.spec_path else None
-        self._cached_step("preprocess", {"args": opts, "spec": spec_text}, [curated], work)
-        report = json.loads((self.out("preprocess") / "report" / "data_report.json").read_text())
-        self.result.problem_type = report["spec"]["problem_type"]
-
-    def _channels(self) -> list[str]:
-        pre = self.out("preprocess")
-        return ["--train", str(pre / "train"), "--validation", str(pre / "validation"),
-                "--transformer", str(pre / "transformer")]
-
-    def tune(self) -> dict[str, Any]:
-        from pipelines.local_tune import tune
-
-        space = search_space(self._problem())
-        static = {**space.static, "algorithm": self.cfg.algorithm}
-        params = {"trials": self.cfg.trials, "parallelism": self.cfg.parallelism, "seed": self.cfg.seed,
-                  "space": asdict(space), "static": static}
-        inputs = [self.out("preprocess") / d for d in ("train", "validation", "transformer")]
-        objective = space.objective.metric
-
-        def work(out: Path) -> str:
-            def on_trial(t: Any, best: Any) -> None:
-                value = "pruned" if t.state == "pruned" else (f"{t.value:.4f}" if t.value is not None else t.state)
-                best_txt = f"best {best.value:.4f} (trial {best.number})" if best else ""
-                n_done = len(trials_seen) + 1
-                trials_seen.append(t)
-                self.say(f"  trial {n_done:>2}/{self.cfg.trials} #{t.number:<3} {objective}={value:<8} "
-                         f"{t.seconds:5.1f}s  {best_txt}")
-
-            trials_seen: list[Any] = []
-            _best, results = tune(space, self._channels(), out, self.cfg.trials, self.cfg.parallelism,
-                                 self.cfg.seed, on_trial, static)
-            complete = [r for r in results if r.state == "complete"]
-            pruned = sum(r.state == "pruned" for r in results)
-            bestv = json.loads((out / "best_hyperparameters.json").read_text())["value"]
-            return f"{len(complete)} complete, {pruned} pruned; best {objective}={bestv:.4f}"
-
-        self._cached_step("tune", params, inputs, work)
-        if self.records["tune"].status == "done":
-            from pipelines.local_registry import log_tuning
-
-            log_tuning(self, self.model_name)
-        best: dict[str, Any] = json.loads((self.out("tune") / "best_hyperparameters.json").read_text())
-        return best
-
-    def train(self, best: dict[str, Any]) -> None:
-        from pipelines.local_tune import hyperparameter_args
-
-        hp = dict(best["hyperparameters"])
-        inputs = [self.out("preprocess") / d for d in ("train", "validation", "transformer")]
-
-        def work(out: Path) -> str:
-            args = [*self._channels(), "--model-dir", str(out / "model"), "--output-data-dir",
-                    str(out / "output"), "--checkpoint-dir", str(out / "checkpoints"), *hyperparameter_args(hp)]
-            res = checked("train", run_script("train.py", args, out / "log.txt", script_env()))
-            with tarfile.open(out / "model.tar.gz", "w:gz") as tar:  # the artefact SageMaker would upload
-                for f in sorted((out / "model").iterdir()):
-                    tar.add(f, arcname=f.name)
-            metric = search_space(self._problem()).objective.metric
-            return f"{metric}={res.metrics.get(metric, float('nan')):.4f}"
-
-        self._cached_step("train", {"hyperparameters": hp}, inputs, work)
-
-    def evaluate(self) -> dict[str, Any]:
-        inputs = [self.out("train") / "model", self.out("preprocess") / "test"]
-
-        def work(out: Path) -> str:
-            checked("evaluate", run_script("evaluate.py", [
-                "--model-dir", str(self.out("train") / "model"), "--test", str(self.out("preprocess") / "test"),
-                "--output-dir", str(out)], out / "log.txt"))
-            path, name, _ = EVALUATION_METRIC[self._problem()]
-            return f"test {name}={_json_get(json.loads((out / 'evaluation.json').read_text()), path):.4f}"
-
-        self._cached_step("evaluate", {}, inputs, work)
-        evaluation: dict[str, Any] = json.loads((self.out("evaluate") / "evaluation.json").read_text())
-        section = next(v for k, v in evaluation.items() if k.endswith("_metrics"))
-        self.result.metrics = {k: v["value"] for k, v in section.items() if isinstance(v, dict) and "value" in v}
-        return evaluation
-
-    def check(self, evaluation: dict[str, Any]) -> None:
-        rec = self.records["check"]
-        path, name, op = EVALUATION_METRIC[self._problem()]
-        value = float(_json_get(evaluation, path))
-        threshold = self.cfg.threshold if self.cfg.threshold is not None else DEFAULT_THRESHOLDS[self._problem()]
-        ok = value >= threshold if op == "gte" else value <= threshold
-        self.result.check = {"metric": name, "value": value, "threshold": threshold, "passed": ok}
-        rec.summary = f"{name}={value:.4f} {'>=' if op == 'gte' else '<='} {threshold} {'passed' if ok else 'FAILED'}"
-        rec.status = "done" if ok else "failed"
-        self.say(f"- check: {rec.summary}")
-        if not ok:
-            raise CheckFailed(f"the model's {name} is {value:.4f}, below the threshold {threshold}: "
-                              "not registered (lower --threshold, or improve the data or the search space)")
-
-    def baseline(self) -> None:
-        raw_train = self.out("preprocess") / "raw_train"
-
-        def work(out: Path) -> str:
-            checked("baseline", run_script("monitor.py", [
-                "baseline", "--input", str(raw_train), "--spec", str(self._effective_spec()),
-                "--output", str(out)], out / "log.txt"))
-            stats = json.loads((out / "statistics.json").read_text())
-            return f"{len(stats.get('features', []))} features baselined"
-
-        self._cached_step("baseline", {}, [raw_train], work)
-
-    def transform(self) -> None:
-        inputs = [self.out("train") / "model", self.out("preprocess") / "raw_test"]
-
-        def work(out: Path) -> str:
-            res = checked("transform", run_script("inference.py", [
-                "--model-dir", str(self.out("train") / "model"), "--input", str(self.out("preprocess") / "raw_test"),
-                "--output", str(out)], out / "log.txt", script_env(threads=1)))
-            return f"{int(res.metrics.get('transform:rows', 0))} rows scored"
-
-        self._cached_step("transform", {}, inputs, work)
-
-    def register(self) -> str:
-        from pipelines.local_registry import register_model
-
-        rec = self.records["register"]
-        start = time.perf_counter()
-        version = register_model(self, self.model_name)
-        rec.status, rec.seconds = "done", time.perf_counter() - start
-        rec.summary = f"{self.model_name} version {version}, PendingManualApproval"
-        self.say(f"- register: {rec.summary}")
-        self.result.model_version = version
-        return version
-
-    # -- orchestration -------------------------------------------------------------------------
-    def _problem(self) -> ProblemType:
-        return self.result.problem_type  # type: ignore[return-value]
-
-    def _effective_spec(self) -> Path:
-        """The spec preprocessing resolved (with inferred problem type/classes), as a file."""
-        path = self.out("preprocess") / "report" / "spec.json"
-        if not path.exists():
-            report = json.loads((self.out("preprocess") / "report" / "data_report.json").read_text())
-            path.write_text(json.dumps(report["spec"], indent=2))
-        return path
-
+    # -- the loop --------------------------------------------------------------------------------
     def run(self) -> RunResult:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.say(f"run {self.run_id}: {self.folder}")
-        raw = self.prepare_data()
-        self.spec_path = self.spec_file()
-        curated = self.etl(raw)
-        self.preprocess(curated)
-        best = self.tune()
-        self.train(best)
-        evaluation = self.evaluate()
-        self.check(evaluation)
-        self.register()
-        self.baseline()
-        self.transform()
-        from pipelines.local_registry import publish_current
-
-        publish_current(self)
+        raw = data.prepare(self.workload.name, self.cfg.data, self.cfg.rows, self.cfg.seed,
+                           self.folder / "data.log", self.say)
+        self.loc.parameters = self.parameters(raw)
+        for step in self.workload.steps:
+            self._step(step, raw)
+        self._publish()
         return self.result
 
+    def _step(self, step: Step, raw: Path) -> None:
+        rec = self.records[step.name]
+        reason = _skip_reason(step, self)
+        if reason:
+            rec.status, rec.summary = "skipped", reason
+            self.say(f"- {step.name}: skipped ({reason})")
+            for output, source in step.passthrough.items():
+                self.loc.moved[(step.name, output)] = self.loc.source(step.input(source).source)
+            return
+        self.loc.parameters = self.parameters(raw)  # MetricThreshold follows the problem type
+        rendered = render(step, self.loc, self.settings())
+        start = time.perf_counter()
+        try:
+            if step.kind == "register":
+                self._register(rendered)
+            else:
+                self._cached(rendered)
+        except Exception:
+            rec.status, rec.seconds = "failed", time.perf_counter() - start
+            raise
+        finally:
+            rec.seconds = time.perf_counter() - start
+        self._after(rendered)
 
-def _script_of(step: str, workload: str) -> str | None:
-    from pipelines.definition import step as step_def
+    def _cached(self, r: RenderedStep) -> None:
+        """Run the step unless an identical one ran before."""
+        rec, step = self.records[r.step.name], r.step
+        key = step_key(step.name, self._key_params(r), r.read, code_fingerprint(self.workload, r.script))
+        hit = restore(step.name, key, r.folder) if self.cfg.use_cache else None
+        if hit is not None:
+            rec.status, rec.summary = "cached", hit.get("summary", "")
+            self.say(f"- {step.name}: cached, reused from run {hit.get('run_id')} ({rec.summary})")
+            return
+        self.say(f"- {step.name}: running ...")
+        shutil.rmtree(r.folder, ignore_errors=True)
+        r.folder.mkdir(parents=True)
+        start = time.perf_counter()
+        with Heartbeat(step.name, 15.0, self.say):
+            if step.kind == "tuning":
+                rec.summary = self._tune(r)
+            else:
+                res = self._script(r)
+                rec.summary = summary(r, res.metrics)
+                if step.kind == "training":  # the objective, of all the metrics it prints
+                    metric = self.workload.search_space(self._problem()).objective.metric
+                    rec.summary = f"{metric}={res.metrics.get(metric, float('nan')):.4f}"
+        rec.status = "done"
+        store(step.name, key, r.folder, {"summary": rec.summary, "run_id": self.run_id})
+        self.say(f"- {step.name}: done in {time.perf_counter() - start:.1f}s ({rec.summary})")
 
-    script = step_def(step).script
-    if workload == "image" and script:
-        script = {"preprocess.py": "image_preprocess.py", "train.py": "image_train.py",
-                  "evaluate.py": "image_evaluate.py", "inference.py": "image_inference.py"}.get(script, script)
-    return script
+    def _key_params(self, r: RenderedStep) -> dict[str, Any]:
+        """What, beside code and input contents, decides the step's result: its symbolic command
+        line, the content of any file a setting names (the spec), and for tuning and training the
+        search space and budget."""
+        params: dict[str, Any] = {"args": r.symbolic}
+        for value in self.settings().values():
+            if value and Path(value).is_file():
+                h = hashlib.sha256()
+                hash_paths(h, [Path(value)])
+                params[f"file:{Path(value).name}"] = h.hexdigest()
+        if r.step.hyperparameters == "search":
+            space = self.workload.search_space(self._problem())
+            params.update(trials=self.cfg.trials, parallelism=self.cfg.parallelism, seed=self.cfg.seed,
+                          space=asdict(space), static=self._static())
+        elif r.step.hyperparameters == "best":
+            params["hyperparameters"] = self._best()
+        return params
+
+    # -- how each kind of step runs --------------------------------------------------------------
+    def _script(self, r: RenderedStep) -> ScriptResult:
+        argv = list(r.argv)
+        threads = 1 if r.step.kind == "transform" else None
+        if r.step.hyperparameters == "best":
+            argv += hyperparameter_args(self._best())
+        res = run_script(r.script, argv, r.folder / "log.txt", script_env(threads=threads))
+        if r.step.kind == "condition" and res.returncode == EXIT_CHECK_FAILED:
+            return res  # judged in _after, from check.json
+        checked(r.step.name, res)
+        if r.step.kind == "training":  # the artefact SageMaker would upload
+            with tarfile.open(r.folder / "model.tar.gz", "w:gz") as tar:
+                for f in sorted(r.outputs["model"].iterdir()):
+                    tar.add(f, arcname=f.name)
+        return res
+
+    def _tune(self, r: RenderedStep) -> str:
+        from pipelines.local.tune import tune
+
+        space = self.workload.search_space(self._problem())
+        objective = space.objective.metric
+        seen: list[Any] = []
+
+        def on_trial(t: Any, best: Any) -> None:
+            seen.append(t)
+            value = "pruned" if t.state == "pruned" else (f"{t.value:.4f}" if t.value is not None else t.state)
+            best_txt = f"best {best.value:.4f} (trial {best.number})" if best else ""
+            self.say(f"  trial {len(seen):>2}/{self.cfg.trials} #{t.number:<3} {objective}={value:<8} "
+                     f"{t.seconds:5.1f}s  {best_txt}")
+
+        def trial_args(name: str) -> tuple[str, ...]:
+            return render(r.step, self.loc, self.settings(), trial=name).argv
+
+        _, results = tune(space, r.script, trial_args, r.folder, self.cfg.trials, self.cfg.parallelism,
+                          self.cfg.seed, on_trial, self._static())
+        complete = [t for t in results if t.state == "complete"]
+        pruned = sum(t.state == "pruned" for t in results)
+        best = self._best()
+        value = json.loads((r.outputs["best_hyperparameters"] / "best_hyperparameters.json").read_text())["value"]
+        self.say(f"  best: {' '.join(f'{k}={v}' for k, v in best.items() if k not in self._static())}")
+        return f"{len(complete)} complete, {pruned} pruned; best {objective}={value:.4f}"
+
+    def _register(self, r: RenderedStep) -> None:
+        rec = self.records[r.step.name]
+        shutil.rmtree(r.folder, ignore_errors=True)
+        checked(r.step.name, run_script(r.script, list(r.argv), r.folder / "log.txt"))
+        version = registry.register_model(self.workload.model_name, self.run_id, r.outputs["model_version"])
+        rec.status = "done"
+        rec.summary = f"{self.workload.model_name} version {version}, {self.loc.parameters['ModelApprovalStatus']}"
+        self.result.model_version = version
+        self.say(f"- {r.step.name}: {rec.summary}")
+
+    # -- what a finished step tells the run -------------------------------------------------------
+    def _after(self, r: RenderedStep) -> None:
+        data_report = r.outputs["report"] / "data_report.json" if "report" in r.outputs else None
+        if data_report is not None and data_report.exists():  # preprocessing has looked at the data
+            report = json.loads(data_report.read_text())
+            found = _json_get(report, self.workload.problem_type_at)
+            self.problem = found
+            self.result.problem_type = found
+        if r.step.kind == "tuning" and self.records[r.step.name].status == "done":
+            registry.log_tuning(self.workload.model_name, self.run_id, r.folder)
+        if "evaluation" in r.outputs:
+            evaluation = json.loads((r.outputs["evaluation"] / "evaluation.json").read_text())
+            section = next(v for k, v in evaluation.items() if k.endswith("_metrics"))
+            self.result.metrics = {k: v["value"] for k, v in section.items() if isinstance(v, dict) and "value" in v}
+        if r.step.kind == "condition":
+            check = json.loads((r.outputs["check"] / "check.json").read_text())
+            self.result.check = check
+            rec = self.records[r.step.name]
+            if not rec.summary:
+                rec.summary = summary(r, {})
+            if not check["passed"]:  # just judged, or judged alike before and cached
+                rec.status = "failed"
+                self.say(f"- {r.step.name}: {rec.summary}")
+                raise CheckFailed(f"the model's {check['metric']} is {check['value']:.4f}, below the threshold "
+                                  f"{check['threshold']}: not registered (lower --threshold, or improve the data "
+                                  "or the search space)")
+
+    def _publish(self) -> None:
+        if self.result.model_version is None:
+            return
+        register = self.workload.step("register")
+        baseline = self.loc.output("baseline", "baseline") if "baseline" in self.workload.step_names else None
+        report_path = self.loc.output("preprocess", "report") / "data_report.json"
+        report = json.loads(report_path.read_text())
+        registry.publish_current(
+            self.workload.model_name, self.result.model_version, self.loc.output(register.name, "model_version"),
+            baseline, {"run_id": self.run_id, "data": str(self.cfg.data.resolve()) if self.cfg.data else None,
+                       "target": report.get("spec", {}).get("target"), "problem_type": self.result.problem_type,
+                       "workload": self.workload.name, "metric": self.result.check.get("metric"),
+                       "value": self.result.check.get("value"), "threshold": self.result.check.get("threshold")})
+
+    # -- small helpers ---------------------------------------------------------------------------
+    def _problem(self) -> ProblemType:
+        if self.problem is None:
+            raise RuntimeError("the problem type is known only once preprocessing has run")
+        return self.problem
+
+    def _static(self) -> dict[str, str]:
+        static = dict(self.workload.search_space(self._problem()).static)
+        if "algorithm" in static:  # --algorithm picks the model family the tabular trials train
+            static["algorithm"] = self.cfg.algorithm
+        return static
+
+    def _best(self) -> dict[str, Any]:
+        tune = self.workload.step("train").input("best_hyperparameters").source
+        best = json.loads((self.loc.source(tune) / "best_hyperparameters.json").read_text())
+        return dict(best["hyperparameters"])
+
+
+def _skip_reason(step: Step, run: LocalRun) -> str | None:
+    """Where the local run has nothing for a step to do. Only the ETL has such a case: without a
+    spec there is no schema to enforce, and Parquet input is curated already."""
+    if step.script != "etl.py":
+        return None
+    if run.spec() is None:
+        return "bring-your-own data without a spec: no schema to enforce"
+    raw = Path(str(run.loc.parameters["InputDataUrl"]))
+    if (raw.is_file() and raw.suffix == ".parquet") or (raw.is_dir() and any(raw.rglob("*.parquet"))):
+        return "input is Parquet already"
+    return None
 
 
 def _json_get(doc: dict[str, Any], path: str) -> Any:
@@ -366,4 +369,4 @@ def _json_get(doc: dict[str, Any], path: str) -> Any:
     return value
 
 
-__all__ = ["EXIT_CHECK_FAILED", "CheckFailed", "LocalPipeline", "RunConfig", "RunResult", "StepFailed"]
+__all__ = ["EXIT_CHECK_FAILED", "CheckFailed", "LocalRun", "RunConfig", "RunResult", "StepFailed"]

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from pipelines.local import LocalPipeline
+from pipelines.local.runner import EXIT_CHECK_FAILED, CheckFailed, LocalRun, StepFailed
 
 
-def print_summary(pipe: LocalPipeline) -> None:
-    res = pipe.result
-    print(f"\nrun {res.run_id} ({res.problem_type or '?'})")
+def print_summary(run: LocalRun) -> None:
+    res = run.result
+    print(f"\nrun {res.run_id} ({res.workload}, {res.problem_type or '?'})")
     width = max(len(s.name) for s in res.steps)
     for s in res.steps:
         took = f"{s.seconds:6.1f}s" if s.seconds else "       "
@@ -22,35 +20,34 @@ def print_summary(pipe: LocalPipeline) -> None:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items() if "best_constant" not in k)
         print(f"test metrics: {shown}")
     if res.model_version:
-        print(f"registered:  {pipe.model_name} version {res.model_version} (PendingManualApproval)")
+        print(f"registered:  {res.model_name} version {res.model_version} (PendingManualApproval)")
     print(f"run folder:  {res.folder}")
-    for label, rel in (("evaluation", "evaluate/evaluation.json"),
+    for label, rel in (("evaluation", "evaluate/evaluation/evaluation.json"),
                        ("data report", "preprocess/report/data_report.json"),
-                       ("predictions", "transform")):
+                       ("predictions", "transform/predictions")):
         path = res.folder / rel
         if path.exists():
             print(f"{label + ':':<12} {path}")
 
 
-def run_and_report(pipe: LocalPipeline, request_hint: str) -> int:
+def run_and_report(run: LocalRun) -> int:
     """Run the pipeline, print the summary, and turn the outcome into the command's exit code."""
     from pipelines import paths
-    from pipelines.local import EXIT_CHECK_FAILED, CheckFailed, StepFailed
 
     try:
-        pipe.run()
+        run.run()
     except CheckFailed as e:
-        print_summary(pipe)
+        print_summary(run)
         print(f"\nmlops run: stopped before registration: {e}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     except StepFailed as e:
-        print_summary(pipe)
+        print_summary(run)
         print(f"\nmlops run: {e}", file=sys.stderr)
         return 1
     except (FileNotFoundError, ValueError) as e:
         print(f"mlops run: error: {e}", file=sys.stderr)
         return 2
-    print_summary(pipe)
-    print(f"\nserve it:   mlops serve      (model: {paths.current_model()}; {request_hint})")
+    print_summary(run)
+    print(f"\nserve it:   mlops serve      (model: {paths.current_model()}; {run.workload.request_hint})")
     print("track it:   mlops ui")
     return 0

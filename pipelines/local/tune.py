@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.definition import Range, SearchSpace
-from pipelines.local_steps import PROGRESS_LINE, run_script, script_env
+from pipelines.local.plan import hyperparameter_args
+from pipelines.local.process import PROGRESS_LINE, run_script, script_env
 
 
 @dataclass
@@ -46,19 +47,13 @@ def suggest(trial: Any, r: Range) -> Any:
     return trial.suggest_float(r.name, r.min, r.max, log=r.scale == "log")
 
 
-def hyperparameter_args(params: dict[str, Any]) -> list[str]:
-    """As SageMaker passes them: `--name value`."""
-    out: list[str] = []
-    for k, v in params.items():
-        out += [f"--{k}", f"{v:.6g}" if isinstance(v, float) else str(v)]
-    return out
+def tune(space: SearchSpace, script: str, trial_args: Callable[[str], Sequence[str]], out: Path, trials: int,
+         parallelism: int, seed: int, on_trial: Callable[[TrialResult, TrialResult | None], None],
+         static: dict[str, str]) -> tuple[dict[str, Any], list[TrialResult]]:
+    """Run the study; returns the best hyperparameters (static ones included) and every trial.
 
-
-def tune(space: SearchSpace, base_args: Sequence[str], out: Path, trials: int, parallelism: int,
-         seed: int, on_trial: Callable[[TrialResult, TrialResult | None], None],
-         static: dict[str, str] | None = None, script: str = "train.py",
-         extra_args: Sequence[str] = ("--nthread", "1")) -> tuple[dict[str, Any], list[TrialResult]]:
-    """Run the study; returns the best hyperparameters (static ones included) and every trial."""
+    `trial_args("trial-007")` is the script's command line for that trial (its outputs in a folder
+    of its own under `out`); the hyperparameters are appended to it."""
     import time
 
     import optuna
@@ -72,14 +67,13 @@ def tune(space: SearchSpace, base_args: Sequence[str], out: Path, trials: int, p
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, max(2, trials // 3))),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=30, interval_steps=10),
     )
-    static = dict(static if static is not None else space.static)
     results: list[TrialResult] = []
     lock = threading.Lock()
 
     def objective(trial: Any, params: dict[str, Any]) -> TrialResult:
-        folder = out / f"trial-{trial.number:03d}"
-        args = [*base_args, "--model-dir", str(folder / "model"), "--output-data-dir", str(folder / "output"),
-                *hyperparameter_args({**static, **params}), *extra_args]
+        name = f"trial-{trial.number:03d}"
+        folder = out / name
+        args = [*trial_args(name), *hyperparameter_args({**static, **params})]
         pruned = False
 
         def on_line(line: str) -> bool:
@@ -123,7 +117,8 @@ def tune(space: SearchSpace, base_args: Sequence[str], out: Path, trials: int, p
     results.sort(key=lambda r: r.number)
     (out / "trials.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     best_params = {**static, **study.best_params}
-    (out / "best_hyperparameters.json").write_text(json.dumps(
+    (out / "best_hyperparameters").mkdir(parents=True, exist_ok=True)
+    (out / "best_hyperparameters" / "best_hyperparameters.json").write_text(json.dumps(
         {"hyperparameters": best_params, "objective": metric, "value": study.best_value,
          "trial": study.best_trial.number}, indent=2))
     return best_params, results

@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipelines.code_package import code_key
+from pipelines.bundles import code_key
 
 # The service takes a definition inline up to 100 KB; larger ones go through S3.
 _INLINE_LIMIT = 100 * 1024

@@ -1,4 +1,4 @@
-"""pipelines.definition -> a SageMaker Pipeline, built with the SageMaker Python SDK v3.
+"""The declaration -> a SageMaker Pipeline definition, built with the SageMaker Python SDK v3.
 
 `definition_dict(target)` is what the infra stack embeds and `mlops pipeline upsert` sends: the
 pipeline definition JSON, produced offline (no AWS call, no credentials) and deterministically
@@ -6,7 +6,7 @@ pipeline definition JSON, produced offline (no AWS call, no credentials) and det
 cached on disk under `.mlops/cache/`, keyed by the target, the pipeline sources, the dataset specs
 and the SDK version; `cdk synth` after the first build costs a file read.
 
-The steps themselves are assembled in `pipelines.sagemaker_steps`, from `pipelines.definition`.
+The steps themselves are rendered from the workload's declaration in `pipelines.sagemaker.steps`.
 """
 
 from __future__ import annotations
@@ -15,99 +15,22 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pipelines import paths
-from pipelines.definition import (
-    EVALUATION_METRIC,
-    MODEL_PACKAGE_GROUP,
-    PIPELINE_NAME,
-    ProblemType,
-    SearchSpace,
-    search_space,
-)
+from pipelines.sagemaker.target import SageMakerTarget
 
-# Steps the SageMaker pipeline needs beyond the definition's, and the definition step each one
+# Steps the SageMaker pipeline needs beyond the declaration's, and the declared step each one
 # belongs to: a transform job needs a SageMaker Model, and the check's "else" is a FailStep.
 HELPER_STEPS: dict[str, str] = {"transform-model": "transform", "check-failed": "check"}
 
-# The modules a build imports from pipelines/: a change to any of them invalidates the cache.
-_BUILD_MODULES = ("__init__.py", "definition.py", "paths.py", "sagemaker.py", "sagemaker_steps.py")
-_PROBLEM_TYPES: tuple[str, ...] = tuple(EVALUATION_METRIC)
-_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
-
-
-@dataclass(frozen=True)
-class SageMakerTarget:
-    """Where and how the pipeline runs. All fields are plain strings so the infra stack can pass
-    placeholders and swap CDK tokens in afterwards; they are copied into the JSON untouched."""
-
-    role_arn: str
-    bucket: str  # artefacts bucket; outputs under s3://<bucket>/pipelines/...
-    code_uri: str  # s3:// URI of sourcedir.tar.gz (training_code/ at its root)
-    region: str = "us-east-1"
-    pipeline_name: str = PIPELINE_NAME
-    model_package_group: str = MODEL_PACKAGE_GROUP
-    kms_key_arn: str | None = None
-    subnet_ids: tuple[str, ...] = ()
-    security_group_ids: tuple[str, ...] = ()
-    problem_type: str = "binary"
-    # Default of the InputDataUrl parameter; None means s3://<bucket>/raw/.
-    input_data_uri: str | None = None
-    # Dataset spec, relative to training_code/ (it travels inside the code package).
-    spec: str = "specs/churn.json"
-
-    def __post_init__(self) -> None:
-        # Fail before the SDK is even imported, naming the field.
-        problems: list[str] = []
-        if not self.role_arn.startswith("arn:"):
-            problems.append(f"role_arn: expected an IAM role ARN, got {self.role_arn!r}")
-        if not self.bucket or "/" in self.bucket or self.bucket.startswith("s3:"):
-            problems.append(f"bucket: expected a bare bucket name, got {self.bucket!r}")
-        if not self.code_uri.startswith("s3://"):
-            problems.append(f"code_uri: expected an s3:// URI of sourcedir.tar.gz, got {self.code_uri!r}")
-        if not _REGION_RE.match(self.region):
-            problems.append(f"region: expected a region name such as 'eu-west-1', got {self.region!r}")
-        for name in ("pipeline_name", "model_package_group"):
-            if not _NAME_RE.match(getattr(self, name)):
-                problems.append(f"{name}: letters, digits and hyphens only, got {getattr(self, name)!r}")
-        if self.problem_type not in _PROBLEM_TYPES:
-            problems.append(f"problem_type: one of {', '.join(_PROBLEM_TYPES)}, got {self.problem_type!r}")
-        if bool(self.subnet_ids) != bool(self.security_group_ids):
-            problems.append("subnet_ids, security_group_ids: give both (a VPC needs subnets and groups) or neither")
-        for name in ("subnet_ids", "security_group_ids"):
-            if not isinstance(getattr(self, name), tuple):
-                problems.append(f"{name}: expected a tuple of strings")
-        if self.input_data_uri is not None and not self.input_data_uri.startswith("s3://"):
-            problems.append(f"input_data_uri: expected an s3:// URI, got {self.input_data_uri!r}")
-        if not (paths.TRAINING_CODE / self.spec).is_file():
-            problems.append(f"spec: {self.spec!r} is not a file under training_code/")
-        if problems:
-            raise ValueError("invalid SageMakerTarget:\n  " + "\n  ".join(problems))
-
-    @property
-    def pipeline_prefix(self) -> str:
-        return f"s3://{self.bucket}/pipelines/{self.pipeline_name}"
-
-    @property
-    def default_input_uri(self) -> str:
-        return self.input_data_uri or f"s3://{self.bucket}/raw/"
-
-    @property
-    def search(self) -> SearchSpace:
-        return search_space(self.problem)
-
-    @property
-    def problem(self) -> ProblemType:
-        problem: ProblemType = self.problem_type  # type: ignore[assignment]  # validated above
-        return problem
+# What a build reads from pipelines/: a change to any of it invalidates the cache.
+_BUILD_SOURCES = ("__init__.py", "paths.py", "definition", "sagemaker")
 
 
 # -- building -----------------------------------------------------------------------------------
@@ -182,14 +105,14 @@ def build_pipeline(target: SageMakerTarget) -> Any:
     Its steps are only rendered when `.definition()` (or `.upsert()`) runs, and that runs the SDK
     as it is, telemetry included: for the JSON, call `definition_dict`, which stays offline."""
     with _offline_sdk(target.region):
-        from pipelines.sagemaker_steps import assemble
+        from pipelines.sagemaker.steps import assemble
 
         return assemble(target)
 
 
 def _build_definition(target: SageMakerTarget) -> dict[str, Any]:
     with _offline_sdk(target.region):
-        from pipelines.sagemaker_steps import assemble
+        from pipelines.sagemaker.steps import assemble
 
         pipeline = assemble(target)
         result: dict[str, Any] = json.loads(pipeline.definition())
@@ -205,20 +128,29 @@ def _sdk_version() -> str:
         return "absent"
 
 
+def build_sources(target: SageMakerTarget) -> dict[str, Path]:
+    """Every file a build reads, by its path in the repository: the modules it imports and the files
+    it looks at (training_code/ wherever paths.TRAINING_CODE points)."""
+    package = Path(__file__).resolve().parents[1]
+    code = paths.TRAINING_CODE
+    files: dict[str, Path] = {}
+    for name in _BUILD_SOURCES:
+        source = package / name
+        for f in [source] if source.is_file() else sorted(source.rglob("*.py")):
+            files[f"pipelines/{f.relative_to(package).as_posix()}"] = f
+    work = target.work
+    for f in [code / work.requirements, *(p for d in work.data_files for p in sorted((code / d).rglob("*")))]:
+        files[f"training_code/{f.relative_to(code).as_posix()}"] = f
+    return {label: f for label, f in files.items() if f.is_file()}
+
+
 def _cache_key(target: SageMakerTarget) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps(asdict(target), sort_keys=True).encode())
     digest.update(_sdk_version().encode())
-    here = Path(__file__).resolve().parent
-    code = paths.TRAINING_CODE
-    # Everything the build reads: the modules it imports and the files it looks at.
-    sources = [(f"pipelines/{name}", here / name) for name in _BUILD_MODULES]
-    sources += [(f"training_code/specs/{p.name}", p) for p in sorted((code / "specs").glob("*"))]
-    sources.append(("training_code/requirements.txt", code / "requirements.txt"))
-    for label, path in sources:
-        if path.is_file():
-            digest.update(label.encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for label, path in build_sources(target).items():
+        digest.update(label.encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
@@ -247,43 +179,3 @@ def definition_dict(target: SageMakerTarget, *, use_cache: bool = True) -> dict[
 def definition_json(definition: dict[str, Any]) -> str:
     """The canonical text of a definition: what is sent to the service and snapshotted."""
     return json.dumps(definition, indent=2, sort_keys=True) + "\n"
-
-
-# -- reading a definition back ------------------------------------------------------------------
-
-def _flatten(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for step in steps:
-        yield step
-        if step.get("Type") == "Condition":
-            yield from _flatten(step["Arguments"].get("IfSteps", []))
-            yield from _flatten(step["Arguments"].get("ElseSteps", []))
-
-
-def step_names(definition: dict[str, Any]) -> tuple[str, ...]:
-    """Definition step names in pipeline order, read from the built JSON (helpers folded in)."""
-    names: list[str] = []
-    for step in _flatten(definition["Steps"]):
-        name = HELPER_STEPS.get(step["Name"], step["Name"])
-        if name not in names:
-            names.append(name)
-    return tuple(names)
-
-
-def search_ranges(definition: dict[str, Any]) -> dict[str, Any]:
-    """The tuning step's objective and ranges, read from the built JSON."""
-    tune = next(s for s in _flatten(definition["Steps"]) if s["Type"] == "Tuning")
-    config = tune["Arguments"]["HyperParameterTuningJobConfig"]
-    spec = tune["Arguments"]["TrainingJobDefinition"]["AlgorithmSpecification"]
-    return {
-        "objective": config["HyperParameterTuningJobObjective"],
-        "ranges": config["ParameterRanges"],
-        "metric_definitions": spec.get("MetricDefinitions", []),
-        "static": tune["Arguments"]["TrainingJobDefinition"].get("StaticHyperParameters", {}),
-    }
-
-
-def outline(target: SageMakerTarget) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """(step names in order, search space) of the SageMaker target, for the agreement test."""
-    definition = definition_dict(target)
-    return step_names(definition), search_ranges(definition)
-

@@ -1,6 +1,21 @@
-"""The SageMaker steps, one per definition step, assembled into a `Pipeline`.
+"""The workload's declared steps rendered as SageMaker steps, assembled into a `Pipeline`.
 
-Imported only by `pipelines.sagemaker` inside its offline context (this module imports the SDK).
+Imported only by `pipelines.sagemaker.build` inside its offline context (this module imports the SDK).
+
+How each kind of declared step becomes a SageMaker step (the declaration says which folder, parameter
+or setting each argument takes; nothing here writes a step's arguments):
+- processing: a processing job running the entry script with the declared arguments; an input
+  folder is /opt/ml/processing/input/<input>, an output folder /opt/ml/processing/output/<output>
+  (as file:// URIs on Spark, whose default file system is the cluster's HDFS).
+- tuning, training: script mode in the framework's training image. The declared channel folders and
+  model/output folders are the container's own contract (SM_CHANNEL_<NAME>, SM_MODEL_DIR,
+  SM_OUTPUT_DATA_DIR, /opt/ml/checkpoints), so the script reads them from its environment; other
+  arguments and the hyperparameters become hyperparameters (`--name value`).
+- condition: a ConditionStep comparing the gate's metric (a JsonGet on the evaluation the check
+  reads) with the threshold parameter; every step that takes check/check runs in its "if" branch.
+- register: a model package (Model Registry) of the training step's model with its evaluation.
+- transform: a SageMaker Model of the training step's model served by the workload's inference
+  script, and a batch transform job over the declared input.
 
 Choices worth knowing:
 - Code: every job gets `training_code/` from the one content-addressed tarball at `code_uri`.
@@ -23,6 +38,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sagemaker.core.image_uris import retrieve
@@ -72,14 +88,53 @@ from sagemaker.serve.model_builder import ModelBuilder
 from sagemaker.train.model_trainer import ModelTrainer
 from sagemaker.train.tuner import HyperparameterTuner
 
-from pipelines import definition as d
 from pipelines import paths
-from pipelines.sagemaker import SageMakerTarget
+from pipelines.definition import (
+    EVALUATION_FILE,
+    INSTANCE_TYPE_PARAMETER,
+    PARAMETERS,
+    Const,
+    InputDir,
+    InputFile,
+    OutputDir,
+    OutputsRoot,
+    Param,
+    SearchSpace,
+    Setting,
+    Source,
+    Step,
+    metric_regex,
+)
+from pipelines.sagemaker.target import CODE_ROOT, SageMakerTarget
 
-# Framework images (region-specific ECR URIs come from the SDK's own tables, offline).
-XGBOOST_VERSION = "3.0-5"  # training, tuning, evaluation and serving: xgboost 3 reads model.ubj
-SKLEARN_VERSION = "1.4-2"  # preprocess and the monitoring baseline
-SPARK_VERSION = "3.5"  # the ETL script is PySpark (Glue 5 runs Spark 3.5)
+# Framework images per workload and compute (region-specific ECR URIs come from the SDK's own
+# tables, offline): (framework, version, py_version). "serve" is the image models are served from.
+IMAGES: dict[str, dict[str, tuple[str, str, str | None]]] = {
+    "tabular": {
+        "spark": ("spark", "3.5", "py312"),  # the ETL script is PySpark (Glue 5 runs Spark 3.5)
+        "data": ("sklearn", "1.4-2", None),  # preprocess and the monitoring baseline
+        "model": ("xgboost", "3.0-5", None),  # training, tuning, evaluation: xgboost 3 reads model.ubj
+        "serve": ("xgboost", "3.0-5", None),
+    },
+    "image": {
+        "data": ("pytorch", "2.5.1", "py311"),
+        "model": ("pytorch", "2.5.1", "py311"),
+        "serve": ("pytorch", "2.5.1", "py311"),
+    },
+}
+# What the registered model package takes and answers, per workload.
+REGISTER_IO: dict[str, tuple[list[str], list[str]]] = {
+    "tabular": (["text/csv", "application/json", "application/jsonlines", "application/x-parquet"],
+                ["application/json", "text/csv"]),
+    "image": (["image/png", "image/jpeg", "application/x-npy"], ["application/json", "text/csv", "application/x-npy"]),
+}
+# What batch transform sends the served script, per workload: (content type, accept, split).
+TRANSFORM_IO: dict[str, tuple[str, str, str | None]] = {
+    "tabular": ("application/x-parquet", "text/csv", None),  # a Parquet file is one request
+    "image": ("image/png", "application/json", None),  # one image per request
+}
+# Outputs that land at a fixed place rather than under the execution's prefix.
+FIXED_OUTPUTS = {("baseline", "baseline"): "monitoring/baseline"}  # where Model Monitor reads it
 
 CACHE = CacheConfig(enable_caching=True, expire_after="P30D")
 MAX_RUNTIME_S = 4 * 3600
@@ -87,37 +142,40 @@ MAX_RUNTIME_S = 4 * 3600
 CODE_DIR = "/opt/ml/processing/input/code"
 IN = "/opt/ml/processing/input"
 OUT = "/opt/ml/processing/output"
-# Unpacks the code package and runs "$0" (the script) with "$@" (the step's arguments) from the
+# Unpacks the code bundle and runs "$0" (the script) with "$@" (the step's arguments) from the
 # archive root: the processing equivalent of script mode. The archive's name is whatever code_uri
 # ends in (a CDK asset is named by its hash), hence the glob.
 RUNNER = (
-    "set -eu; mkdir -p /opt/ml/code; cd /opt/ml/code; "
+    f"set -eu; mkdir -p {CODE_ROOT}; cd {CODE_ROOT}; "
     f"for f in {CODE_DIR}/*; do tar -xzf \"$f\"; done; "
     "if grep -qvE '^[[:space:]]*(#|$)' requirements.txt 2>/dev/null; then "
     "python3 -m pip install --quiet --disable-pip-version-check -r requirements.txt; fi; "
     "exec python3 \"$0\" \"$@\""
 )
 # ETL runs on the Spark image through its own launcher (which starts YARN on the instances).
-# Sibling modules travel to the executors as --py-files.
+# The bundle's packages travel to the executors as --py-files.
 SPARK_RUNNER = (
-    "set -eu; mkdir -p /opt/ml/code; cd /opt/ml/code; "
+    f"set -eu; mkdir -p {CODE_ROOT}; cd {CODE_ROOT}; "
     f"for f in {CODE_DIR}/*; do tar -xzf \"$f\"; done; "
-    "exec smspark-submit --py-files /opt/ml/code \"/opt/ml/code/$0\" \"$@\""
+    f"exec smspark-submit --py-files {CODE_ROOT} \"{CODE_ROOT}/$0\" \"$@\""
 )
+# The training container's own folders, which a training script reads from its environment.
+TRAINING_OUTPUTS = {"model": "SM_MODEL_DIR", "output": "SM_OUTPUT_DATA_DIR", "checkpoints": "/opt/ml/checkpoints"}
 
 
-def needs_pypi() -> bool:
-    """True when training_code/requirements.txt lists anything (then pip needs a network)."""
-    req = paths.TRAINING_CODE / "requirements.txt"
-    if not req.is_file():
+def needs_pypi(requirements: Path) -> bool:
+    """True when the workload's requirements file lists anything (then pip needs a network)."""
+    if not requirements.is_file():
         return False
-    lines = (line.split("#", 1)[0].strip() for line in req.read_text().splitlines())
+    lines = (line.split("#", 1)[0].strip() for line in requirements.read_text().splitlines())
     return any(lines)
 
 
 class _Builder:
     def __init__(self, target: SageMakerTarget) -> None:
         self.t = target
+        self.w = target.work
+        self.settings = target.settings()
         self.session = PipelineSession(
             boto_session=_boto_session(target.region),
             default_bucket=target.bucket,
@@ -131,36 +189,90 @@ class _Builder:
         self.session.sagemaker_config = {}
         # default_bucket() would check (and create) the bucket over the network on first use.
         self.session._default_bucket = target.bucket
-        self.params: dict[str, Parameter] = {p.name: _parameter(p, target) for p in d.PARAMETERS}
-        self.xgb_train = retrieve("xgboost", target.region, version=XGBOOST_VERSION, image_scope="training")
-        self.xgb_serve = retrieve("xgboost", target.region, version=XGBOOST_VERSION, image_scope="inference")
-        self.sklearn = retrieve("sklearn", target.region, version=SKLEARN_VERSION, image_scope="training")
-        self.spark = retrieve("spark", target.region, version=SPARK_VERSION, py_version="py312",
-                              image_scope="processing", instance_type="ml.m5.xlarge")
+        defaults = target.parameter_defaults()
+        self.params: dict[str, Parameter] = {p.name: _parameter(p.name, p.type, defaults[p.name]) for p in PARAMETERS}
+        self.images = {compute: self.image(compute) for compute in IMAGES[self.w.name]}
+        self.built: dict[str, Any] = {}  # declared step name -> the SageMaker step rendering it
+        # The evaluation each condition reads, as a property file on the step that writes it.
+        self.reports: dict[tuple[str, str], PropertyFile] = {}
+        for step in self.w.steps:
+            if step.kind == "condition":
+                producer, output = step.input(_input_of(step, "--evaluation")).source.split("/")
+                self.reports[(producer, output)] = PropertyFile(
+                    name="EvaluationReport", output_name=output, path=EVALUATION_FILE)
 
-    # -- helpers ---------------------------------------------------------------------------
+    def image(self, compute: str) -> str:
+        framework, version, py = IMAGES[self.w.name][compute]
+        scope = "inference" if compute == "serve" else ("processing" if framework == "spark" else "training")
+        return str(retrieve(framework, self.t.region, version=version, py_version=py, image_scope=scope,
+                            instance_type="ml.m5.xlarge"))
+
+    # -- values ---------------------------------------------------------------------------------
     def p(self, name: str) -> Parameter:
-        return self.params[d.parameter(name).name]
+        return self.params[name]
 
-    def out_uri(self, step: str, output: str) -> Join:
+    def out_uri(self, step: str, output: str) -> Any:
+        fixed = FIXED_OUTPUTS.get((step, output))
+        if fixed:
+            return f"s3://{self.t.bucket}/{fixed}"
         return Join(on="/", values=[self.t.pipeline_prefix, ExecutionVariables.PIPELINE_EXECUTION_ID,
                                     step, output])
 
+    def source(self, source: str) -> Any:
+        """Where an input comes from: a parameter, or the producing step's output."""
+        producer, _, output = source.replace("param:", "param/", 1).partition("/")
+        if producer == "param":
+            return self.p(output)
+        built = self.built[producer]
+        if isinstance(built, TrainingStep):
+            if output != "model":
+                raise ValueError(f"{source}: a training step hands on its model only")
+            return built.properties.ModelArtifacts.S3ModelArtifacts
+        return built.properties.ProcessingOutputConfig.Outputs[output].S3Output.S3Uri
+
+    def arg(self, value: Source, spark: bool) -> Any:
+        """One processing argument's value in the container."""
+        prefix = "file://" if spark else ""
+        if isinstance(value, Const):
+            return value.value
+        if isinstance(value, Setting):
+            return self.settings[value.name]
+        if isinstance(value, Param):
+            return self.p(value.name)
+        if isinstance(value, InputDir):
+            return f"{prefix}{IN}/{value.name}"
+        if isinstance(value, InputFile):
+            return f"{prefix}{IN}/{value.input}/{value.file}"
+        if isinstance(value, OutputDir):
+            return f"{prefix}{OUT}/{value.name}"
+        if isinstance(value, OutputsRoot):
+            return f"{prefix}{OUT}"
+        raise TypeError(f"unknown argument source {value!r}")
+
     def network(self) -> NetworkConfig:
         return NetworkConfig(
-            enable_network_isolation=not needs_pypi(),
+            enable_network_isolation=not needs_pypi(paths.TRAINING_CODE / self.w.requirements),
             security_group_ids=list(self.t.security_group_ids) or None,
             subnets=list(self.t.subnet_ids) or None,
             encrypt_inter_container_traffic=True,
         )
 
-    def processor(self, image: str, runner: str, script: str, instance_count: Any = None) -> Processor:
-        return Processor(
+    # -- one renderer per kind of step ----------------------------------------------------------
+    def processing(self, step: Step) -> ProcessingStep:
+        spark = step.compute == "spark"
+        arguments: list[Any] = []
+        for a in step.args:
+            value = None if a.value is None else self.arg(a.value, spark)
+            if a.value is not None and value is None:
+                continue  # a setting SageMaker leaves unset: the script's default applies
+            arguments += [a.flag] if a.value is None else [a.flag, value]
+        processor = Processor(
             role=self.t.role_arn,
-            image_uri=image,
-            instance_count=instance_count if instance_count is not None else self.p("ProcessingInstanceCount"),
-            instance_type=self.p("ProcessingInstanceType"),
-            entrypoint=["/bin/sh", "-c", runner, script],
+            image_uri=self.images[step.compute],
+            # file:// paths are local to one instance, so a Spark step runs on one.
+            instance_count=1 if spark else self.p("ProcessingInstanceCount"),
+            instance_type=self.p(INSTANCE_TYPE_PARAMETER[step.kind]),
+            entrypoint=["/bin/sh", "-c", SPARK_RUNNER if spark else RUNNER, step.script or ""],
             volume_kms_key=self.t.kms_key_arn,
             output_kms_key=self.t.kms_key_arn,
             max_runtime_in_seconds=MAX_RUNTIME_S,
@@ -168,29 +280,33 @@ class _Builder:
             network_config=self.network(),
             env={"PYTHONUNBUFFERED": "1"},
         )
+        read = {a.value.name if isinstance(a.value, InputDir) else a.value.input
+                for a in step.args if isinstance(a.value, InputDir | InputFile)}
+        inputs = [_s3_input("code", self.t.code_uri, CODE_DIR)]
+        inputs += [_s3_input(i.name, self.source(i.source), f"{IN}/{i.name}") for i in step.inputs if i.name in read]
+        outputs = [ProcessingOutput(output_name=name, s3_output=ProcessingS3Output(
+            s3_uri=self.out_uri(step.name, name), local_path=f"{OUT}/{name}", s3_upload_mode="EndOfJob"))
+            for name in step.outputs]
+        args = processor.run(inputs=inputs, outputs=outputs, arguments=arguments)
+        files = [r for (producer, _), r in self.reports.items() if producer == step.name]
+        return ProcessingStep(name=step.name, step_args=args, property_files=files or None, cache_config=CACHE,
+                              description=step.description)
 
-    def code_input(self) -> ProcessingInput:
-        return _s3_input("code", self.t.code_uri, CODE_DIR)
-
-    def outputs(self, step: str, names: tuple[str, ...]) -> list[ProcessingOutput]:
-        return [
-            ProcessingOutput(
-                output_name=name,
-                s3_output=ProcessingS3Output(s3_uri=self.out_uri(step, name), local_path=f"{OUT}/{name}",
-                                             s3_upload_mode="EndOfJob"),
-            )
-            for name in names
-        ]
-
-    def trainer(self, name: str, hyperparameters: dict[str, Any]) -> ModelTrainer:
-        static = dict(self.t.search.static)
-        static.update(
-            sagemaker_program=d.step("train").script or "train.py",
+    def trainer(self, step: Step, tuned: dict[str, Any]) -> ModelTrainer:
+        hyperparameters: dict[str, Any] = dict(self.t.search.static)
+        for a in step.args:  # what is not the container's own folder is a hyperparameter
+            if isinstance(a.value, InputDir | OutputDir):
+                continue
+            value = None if a.value is None else self.arg(a.value, spark=False)
+            if value is not None:
+                hyperparameters[a.flag.removeprefix("--")] = value
+        hyperparameters.update(
+            sagemaker_program=step.script or "",
             sagemaker_submit_directory=self.t.code_uri,
             sagemaker_region=self.t.region,
             sagemaker_container_log_level="20",
         )
-        static.update(hyperparameters)
+        hyperparameters.update(tuned)
         networking = None
         if self.t.subnet_ids:
             networking = Networking(subnets=list(self.t.subnet_ids),
@@ -199,55 +315,28 @@ class _Builder:
         return ModelTrainer(
             sagemaker_session=self.session,
             role=self.t.role_arn,
-            base_job_name=name,
-            training_image=self.xgb_train,
-            compute=Compute(instance_type=self.p("TrainingInstanceType"),
+            base_job_name=step.name,
+            training_image=self.images[step.compute],
+            compute=Compute(instance_type=self.p(INSTANCE_TYPE_PARAMETER[step.kind]),
                             instance_count=self.p("TrainingInstanceCount"),
                             volume_size_in_gb=30, volume_kms_key_id=self.t.kms_key_arn),
             networking=networking,
             stopping_condition=StoppingCondition(max_runtime_in_seconds=MAX_RUNTIME_S),
-            output_data_config=OutputDataConfig(s3_output_path=self.out_uri(name, "model"),
+            output_data_config=OutputDataConfig(s3_output_path=self.out_uri(step.name, "model"),
                                                 kms_key_id=self.t.kms_key_arn),
-            hyperparameters=static,
+            hyperparameters=hyperparameters,
             environment={"PYTHONUNBUFFERED": "1"},
         )
 
-    # -- steps -----------------------------------------------------------------------------
-    def etl(self) -> ProcessingStep:
-        spec = d.step("etl")
-        proc = self.processor(self.spark, SPARK_RUNNER, spec.script or "",
-                              # file:// paths are local to one instance, so one instance it is.
-                              instance_count=1)
-        args = proc.run(
-            inputs=[self.code_input(), _s3_input("raw", self.p("InputDataUrl"), f"{IN}/raw")],
-            outputs=self.outputs("etl", spec.outputs),
-            # The Glue job's arguments. Spark's default file system here is the cluster's HDFS,
-            # so local paths are given as file:// URIs.
-            arguments=["--JOB_NAME", "etl", "--raw_path", f"file://{IN}/raw",
-                       *[a for o in spec.outputs for a in (f"--{o}_path", f"file://{OUT}/{o}")],
-                       "--spec_path", f"/opt/ml/code/{self.t.spec}"],  # read by the driver only
-        )
-        return ProcessingStep(name=spec.name, step_args=args, cache_config=CACHE,
-                              description=spec.description)
+    def channels(self, step: Step) -> list[Channel]:
+        return [_channel(a.value.name, self.source(step.input(a.value.name).source))
+                for a in step.args if isinstance(a.value, InputDir)]
 
-    def preprocess(self, etl: ProcessingStep) -> ProcessingStep:
-        spec = d.step("preprocess")
-        args = self.processor(self.sklearn, RUNNER, spec.script or "").run(
-            inputs=[self.code_input(), _s3_input("curated", _output(etl, "curated"), f"{IN}/curated")],
-            outputs=self.outputs(spec.name, spec.outputs),
-            arguments=["--input", f"{IN}/curated", "--spec", self.t.spec, "--problem-type", self.t.problem_type,
-                       "--output-dir", OUT, "--seed", self.t.search.static.get("seed", "42")],
-        )
-        return ProcessingStep(name=spec.name, step_args=args, cache_config=CACHE,
-                              description=spec.description)
-
-    def channels(self, pre: ProcessingStep) -> list[Channel]:
-        return [_channel(name, _output(pre, name)) for name in ("train", "validation", "transformer")]
-
-    def tune(self, pre: ProcessingStep) -> TuningStep:
-        spec, search = d.step("tune"), self.t.search
+    def tuning(self, step: Step) -> TuningStep:
+        search = self.t.search
+        seed = int(search.static.get("seed", self.settings["seed"] or 0))
         tuner = _Tuner(
-            model_trainer=self.trainer(spec.name, {}),
+            model_trainer=self.trainer(step, {}),
             objective_metric_name=search.objective.metric,
             objective_type="Maximize" if search.objective.direction == "maximize" else "Minimize",
             hyperparameter_ranges=_ranges(search),
@@ -256,107 +345,101 @@ class _Builder:
             max_jobs=self.p("TuningMaxTrials"),
             max_parallel_jobs=self.p("TuningParallelism"),
             early_stopping_type="Off",
-            random_seed=int(search.static.get("seed", "42")),
+            random_seed=seed,
         )
         tuner.volume_kms_key = self.t.kms_key_arn
-        return TuningStep(name=spec.name, step_args=tuner.tune(inputs=self.channels(pre)),
-                          cache_config=CACHE, description=spec.description)
+        return TuningStep(name=step.name, step_args=tuner.tune(inputs=self.channels(step)),
+                          cache_config=CACHE, description=step.description)
 
-    def train(self, pre: ProcessingStep, tune: TuningStep) -> TrainingStep:
-        spec, search = d.step("train"), self.t.search
-        best = tune.properties.BestTrainingJob
-        trainer = self.trainer(spec.name, {r.name: best.TunedHyperParameters[r.name] for r in search.ranges})
-        trainer.with_metric_definitions([_metric_definition(search.objective)])
-        # Checkpoints are keyed by the best tuning job: a retry of this step resumes, a new
-        # tuning result starts afresh, and an unchanged one keeps the step's cache key.
-        trainer.with_checkpoint_config(CheckpointConfig(
-            s3_uri=Join(on="/", values=[f"{self.t.pipeline_prefix}/checkpoints", best.TrainingJobName]),
-            local_path="/opt/ml/checkpoints",
-        ))
-        return TrainingStep(name=spec.name, step_args=trainer.train(input_data_config=self.channels(pre)),
-                            cache_config=CACHE, description=spec.description)
+    def training(self, step: Step) -> TrainingStep:
+        search = self.t.search
+        tuning = self.built[step.input("best_hyperparameters").source.split("/")[0]]
+        best = tuning.properties.BestTrainingJob
+        trainer = self.trainer(step, {r.name: best.TunedHyperParameters[r.name] for r in search.ranges})
+        trainer.with_metric_definitions([_metric_definition(m) for m in self.w.metrics(step, self.t.problem)])
+        if "checkpoints" in step.outputs:
+            # Keyed by the best tuning job: a retry of this step resumes, a new tuning result starts
+            # afresh, and an unchanged one keeps the step's cache key.
+            trainer.with_checkpoint_config(CheckpointConfig(
+                s3_uri=Join(on="/", values=[f"{self.t.pipeline_prefix}/checkpoints", best.TrainingJobName]),
+                local_path=TRAINING_OUTPUTS["checkpoints"],
+            ))
+        return TrainingStep(name=step.name, step_args=trainer.train(input_data_config=self.channels(step)),
+                            cache_config=CACHE, description=step.description)
 
-    def evaluate(self, pre: ProcessingStep, train: TrainingStep) -> tuple[ProcessingStep, PropertyFile]:
-        spec = d.step("evaluate")
-        report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
-        args = self.processor(self.xgb_train, RUNNER, spec.script or "").run(
-            inputs=[self.code_input(),
-                    _s3_input("model", train.properties.ModelArtifacts.S3ModelArtifacts, f"{IN}/model"),
-                    _s3_input("test", _output(pre, "test"), f"{IN}/test")],
-            outputs=self.outputs(spec.name, spec.outputs),
-            arguments=["--model-dir", f"{IN}/model", "--test", f"{IN}/test", "--output-dir", f"{OUT}/evaluation"],
-        )
-        step = ProcessingStep(name=spec.name, step_args=args, property_files=[report], cache_config=CACHE,
-                              description=spec.description)
-        return step, report
-
-    def model_builder(self, train: TrainingStep) -> ModelBuilder:
+    def model_builder(self, model: Any) -> ModelBuilder:
         return ModelBuilder(
-            s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
-            image_uri=self.xgb_serve,
+            s3_model_data_url=model,
+            image_uri=self.images["serve"],
             role_arn=self.t.role_arn,
             sagemaker_session=self.session,
             network=Networking(subnets=list(self.t.subnet_ids), security_group_ids=list(self.t.security_group_ids))
             if self.t.subnet_ids else None,
-            # Script mode for serving: the framework container loads inference.py from the code.
+            # Script mode for serving: the framework container loads the serving script from the code.
             env_vars={
-                "SAGEMAKER_PROGRAM": d.step("transform").script or "",
+                "SAGEMAKER_PROGRAM": self.w.serving_script,
                 "SAGEMAKER_SUBMIT_DIRECTORY": self.t.code_uri,
                 "SAGEMAKER_REGION": self.t.region,
                 "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
             },
         )
 
-    def register(self, train: TrainingStep, evaluate: ProcessingStep) -> ModelStep:
-        spec = d.step("register")
-        evaluation = Join(on="/", values=[_output(evaluate, "evaluation"), "evaluation.json"])
-        args = self.model_builder(train).register(
+    def register(self, step: Step) -> ModelStep:
+        model = self.source(step.input(_input_of(step, "--model")).source)
+        evaluation = Join(on="/", values=[self.source(step.input(_input_of(step, "--evaluation")).source),
+                                          EVALUATION_FILE])
+        content_types, response_types = REGISTER_IO[self.w.name]
+        args = self.model_builder(model).register(
             model_package_group_name=self.t.model_package_group,
-            content_types=["text/csv", "application/json", "application/jsonlines", "application/x-parquet"],
-            response_types=["application/json", "text/csv"],
+            content_types=content_types,
+            response_types=response_types,
             inference_instances=["ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge"],
             transform_instances=["ml.m5.large", "ml.m5.xlarge"],
-            approval_status=self.p("ModelApprovalStatus"),
+            approval_status=self.arg(_value_of(step, "--approval-status"), spark=False),
             model_metrics=ModelMetrics(model_statistics=MetricsSource(content_type="application/json",
                                                                       s3_uri=evaluation)),
-            customer_metadata_properties={"problem_type": self.t.problem_type,
-                                          "code_uri": self.t.code_uri},
+            customer_metadata_properties={"problem_type": self.t.problem_type, "code_uri": self.t.code_uri,
+                                          "workload": self.w.name},
         )
-        return ModelStep(name=spec.name, step_args=args, description=spec.description)
+        return ModelStep(name=step.name, step_args=args, description=step.description)
 
-    def baseline(self, pre: ProcessingStep) -> ProcessingStep:
-        spec = d.step("baseline")
-        args = self.processor(self.sklearn, RUNNER, spec.script or "").run(
-            inputs=[self.code_input(), _s3_input("raw_train", _output(pre, "raw_train"), f"{IN}/raw_train")],
-            # The fixed place the Model Monitor schedule reads its baseline from.
-            outputs=[ProcessingOutput(output_name="baseline", s3_output=ProcessingS3Output(
-                s3_uri=f"s3://{self.t.bucket}/monitoring/baseline", local_path=f"{OUT}/baseline",
-                s3_upload_mode="EndOfJob"))],
-            arguments=["baseline", "--input", f"{IN}/raw_train", "--output", f"{OUT}/baseline",
-                       "--spec", self.t.spec],
-        )
-        return ProcessingStep(name=spec.name, step_args=args, cache_config=CACHE,
-                              description=spec.description)
-
-    def transform(self, pre: ProcessingStep, train: TrainingStep) -> tuple[ModelStep, TransformStep]:
-        spec = d.step("transform")
-        model = ModelStep(name="transform-model", step_args=self.model_builder(train).build(),
+    def transform(self, step: Step) -> tuple[ModelStep, TransformStep]:
+        model_source = self.source(step.input(_input_of(step, "--model-dir")).source)
+        model = ModelStep(name="transform-model", step_args=self.model_builder(model_source).build(),
                           description="The SageMaker Model the batch transform runs")
+        content_type, accept, split = TRANSFORM_IO[self.w.name]
         transformer = Transformer(
             model_name=model.properties.ModelName,
             instance_count=1,
-            instance_type=self.p("TransformInstanceType"),
-            output_path=self.out_uri(spec.name, "predictions"),
+            instance_type=self.p(INSTANCE_TYPE_PARAMETER[step.kind]),
+            output_path=self.out_uri(step.name, _value_of(step, "--output").name),  # type: ignore[union-attr]
             output_kms_key=self.t.kms_key_arn,
             volume_kms_key=self.t.kms_key_arn,
-            accept="text/csv",
+            accept=accept,
             assemble_with="Line",
             max_payload=50,
             sagemaker_session=self.session,
         )
-        args = transformer.transform(data=_output(pre, "raw_test"), content_type="application/x-parquet")
-        step = TransformStep(name=spec.name, step_args=args, cache_config=CACHE, description=spec.description)
-        return model, step
+        data = self.source(step.input(_input_of(step, "--input")).source)
+        args = transformer.transform(data=data, content_type=content_type, split_type=split)
+        return model, TransformStep(name=step.name, step_args=args, cache_config=CACHE, description=step.description)
+
+    def condition(self, step: Step, if_steps: list[Any]) -> ConditionStep:
+        producer, output = step.input(_input_of(step, "--evaluation")).source.split("/")
+        path = self.arg(_value_of(step, "--metric"), spark=False)
+        op = self.arg(_value_of(step, "--op"), spark=False)
+        threshold = self.arg(_value_of(step, "--threshold"), spark=False)
+        metric = JsonGet(step_name=producer, property_file=self.reports[(producer, output)], json_path=path)
+        label = str(path).removesuffix(".value").rsplit(".", 1)[-1]
+        compare = ConditionGreaterThanOrEqualTo if op == "gte" else ConditionLessThanOrEqualTo
+        failed = FailStep(
+            name="check-failed",
+            error_message=Join(on=" ", values=[f"Evaluation {label}", metric, "does not reach the threshold",
+                                               threshold, "(MetricThreshold): not registered."]),
+        )
+        return ConditionStep(name=step.name, description=step.description,
+                             conditions=[compare(left=metric, right=threshold)],
+                             if_steps=if_steps, else_steps=[failed])
 
 
 class _Tuner(HyperparameterTuner):
@@ -389,37 +472,38 @@ class _Tuner(HyperparameterTuner):
 
 
 def assemble(target: SageMakerTarget) -> Pipeline:
+    """One loop over the declared steps. Steps that wait for the check (an input from its output)
+    go into the condition's "if" branch; the rest run in declared order before it."""
     b = _Builder(target)
-    etl = b.etl()
-    pre = b.preprocess(etl)
-    tune = b.tune(pre)
-    train = b.train(pre, tune)
-    evaluate, report = b.evaluate(pre, train)
-    path, label, op = d.EVALUATION_METRIC[target.problem]
-    metric = JsonGet(step_name=evaluate.name, property_file=report, json_path=path)
-    threshold = b.p("MetricThreshold")
-    register = b.register(train, evaluate)
-    baseline = b.baseline(pre)
-    model, transform = b.transform(pre, train)
-    check_spec = d.step("check")
-    compare = ConditionGreaterThanOrEqualTo if op == "gte" else ConditionLessThanOrEqualTo
-    failed = FailStep(
-        name="check-failed",
-        error_message=Join(on=" ", values=[f"Evaluation {label}", metric,
-                                           "does not reach the threshold", threshold,
-                                           "(MetricThreshold): not registered."]),
-    )
-    check = ConditionStep(
-        name=check_spec.name,
-        description=check_spec.description,
-        conditions=[compare(left=metric, right=threshold)],
-        if_steps=[register, baseline, model, transform],
-        else_steps=[failed],
-    )
+    top: list[Any] = []
+    gated: list[Any] = []
+    condition: Step | None = None
+    for step in b.w.steps:
+        after_check = any(i.source.split("/")[0] == "check" for i in step.inputs)
+        if step.kind == "condition":
+            condition = step
+            continue
+        rendered: list[Any]
+        if step.kind == "processing":
+            rendered = [b.processing(step)]
+        elif step.kind == "tuning":
+            rendered = [b.tuning(step)]
+        elif step.kind == "training":
+            rendered = [b.training(step)]
+        elif step.kind == "register":
+            rendered = [b.register(step)]
+        else:
+            rendered = list(b.transform(step))
+        b.built[step.name] = rendered[-1]
+        (gated if after_check else top).extend(rendered)
+    if condition is not None:
+        top.append(b.condition(condition, gated))
+    elif gated:
+        raise ValueError(f"{b.w.name}: steps wait for a check the workload does not declare")
     return Pipeline(
         name=target.pipeline_name,
         parameters=list(b.params.values()),
-        steps=[etl, pre, tune, train, evaluate, check],
+        steps=top,
         sagemaker_session=b.session,
         # No automatic Experiments trial per execution: it is an extra, region-dependent API call.
         pipeline_experiment_config=None,
@@ -434,17 +518,15 @@ def _boto_session(region: str) -> Any:
     return boto3.Session(region_name=region)
 
 
-def _parameter(p: d.Parameter, target: SageMakerTarget) -> Parameter:
-    if p.name == "InputDataUrl":  # a local path by default; on SageMaker it is an S3 prefix
-        return ParameterString(name=p.name, default_value=target.default_input_uri)
-    if p.type == "integer":
-        return ParameterInteger(name=p.name, default_value=int(p.default))
-    if p.type == "float":
-        return ParameterFloat(name=p.name, default_value=float(p.default))
-    return ParameterString(name=p.name, default_value=str(p.default))
+def _parameter(name: str, kind: str, default: str | int | float) -> Parameter:
+    if kind == "integer":
+        return ParameterInteger(name=name, default_value=int(default))
+    if kind == "float":
+        return ParameterFloat(name=name, default_value=float(default))
+    return ParameterString(name=name, default_value=str(default))
 
 
-def _ranges(search: d.SearchSpace) -> dict[str, ParameterRange]:
+def _ranges(search: SearchSpace) -> dict[str, ParameterRange]:
     out: dict[str, ParameterRange] = {}
     for r in search.ranges:
         scaling = "Logarithmic" if r.scale == "log" else "Linear"
@@ -459,14 +541,25 @@ def _ranges(search: d.SearchSpace) -> dict[str, ParameterRange]:
     return out
 
 
-def _metric_definition(objective: d.Objective) -> Any:
+def _metric_definition(metric: str) -> Any:
     from sagemaker.core.shapes import MetricDefinition
 
-    return MetricDefinition(name=objective.metric, regex=objective.regex)
+    return MetricDefinition(name=metric, regex=metric_regex(metric))
 
 
-def _output(step: ProcessingStep, name: str) -> Any:
-    return step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
+def _value_of(step: Step, flag: str) -> Source:
+    for a in step.args:
+        if a.flag == flag and a.value is not None:
+            return a.value
+    raise KeyError(f"step {step.name!r} declares no {flag}")
+
+
+def _input_of(step: Step, flag: str) -> str:
+    """The name of the input an argument reads."""
+    value = _value_of(step, flag)
+    if not isinstance(value, InputDir):
+        raise TypeError(f"step {step.name!r}: {flag} is not an input folder")
+    return value.name
 
 
 def _s3_input(name: str, uri: Any, local_path: str) -> ProcessingInput:

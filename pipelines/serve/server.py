@@ -8,7 +8,7 @@ training_code/inference.py) exactly as a SageMaker container would: model_fn onc
 then input_fn -> predict_fn -> output_fn per request. A bad request is answered with the 4xx its
 error carries and the message; nothing about it reaches the capture files.
 
-A raw ASGI app on uvicorn (httptools parser, uvloop, TCP_NODELAY: serving_http.py), one process
+A raw ASGI app on uvicorn (httptools parser, uvloop, TCP_NODELAY: http.py), one process
 per core: keep-alive connections, no framework overhead, and one compute thread per worker (set
 before the model library loads) so workers do not fight over the cores.
 """

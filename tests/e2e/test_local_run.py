@@ -22,10 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--rows", "2000", "--trials", "3", "--parallel", "2"]
 
 
-def mlops(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def mlops(home: Path, *args: str, timeout: float = 600, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MLOPS_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def _files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if "__pycache__" not in p.parts}
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +45,10 @@ def first_run(home: Path) -> subprocess.CompletedProcess[str]:
 def test_run_trains_registers_and_scores(home: Path, first_run: subprocess.CompletedProcess[str]) -> None:
     assert first_run.returncode == 0, first_run.stdout + first_run.stderr
     run = home / "runs" / "first"
-    evaluation = json.loads((run / "evaluate" / "evaluation.json").read_text())
+    evaluation = json.loads((run / "evaluate" / "evaluation" / "evaluation.json").read_text())
     auc = evaluation["binary_classification_metrics"]["auc"]["value"]
     assert 0.7 < auc <= 1.0
-    for step in ("etl", "preprocess", "tune", "train", "evaluate", "register", "baseline", "transform"):
+    for step in ("etl", "preprocess", "tune", "train", "evaluate", "check", "register", "baseline", "transform"):
         assert f"\n  {step}" in first_run.stdout, f"summary lacks {step}"
     assert "serve it:" in first_run.stdout
     current = home / "registry" / "current"
@@ -52,7 +56,8 @@ def test_run_trains_registers_and_scores(home: Path, first_run: subprocess.Compl
     assert version["approval_status"] == "PendingManualApproval"
     assert (current / "model" / "model.ubj").exists()
     assert (current / "baseline" / "statistics.json").exists()
-    predictions = list((run / "transform").glob("*.out"))
+    assert (current / "evaluation" / "evaluation.json").exists()
+    predictions = list((run / "transform" / "predictions").glob("*.out"))
     assert predictions and predictions[0].read_text().count("\n") > 100
     # every tuning trial ran as its own process and left its log
     assert len(list((run / "tune").glob("trial-*/log.txt"))) == 3
@@ -73,18 +78,22 @@ def test_tuning_the_same_data_twice_gives_the_same_trials(home: Path, first_run:
                                                           tmp_path: Path) -> None:
     """Trials run two at a time, yet which parameters are tried, which trials are pruned and what
     they score does not depend on which process finished first."""
-    from pipelines.definition import search_space
-    from pipelines.local_tune import tune
+    from pipelines.definition import TABULAR
+    from pipelines.local.tune import tune
 
     assert first_run.returncode == 0
     pre = home / "runs" / "first" / "preprocess"
-    channels = ["--train", str(pre / "train"), "--validation", str(pre / "validation"),
-                "--transformer", str(pre / "transformer")]
-    space = search_space("binary")
+    space = TABULAR.search_space("binary")
     runs = []
     for k in range(2):
-        _, results = tune(space, channels, tmp_path / f"tune-{k}", 6, 2, 7, lambda t, b: None,
-                          {**space.static, "algorithm": "xgboost"})
+        out = tmp_path / f"tune-{k}"
+
+        def trial_args(name: str, out: Path = out) -> list[str]:
+            return ["--train", str(pre / "train"), "--validation", str(pre / "validation"), "--transformer",
+                    str(pre / "transformer"), "--model-dir", str(out / name / "model"), "--output-data-dir",
+                    str(out / name / "output"), "--nthread", "1"]
+
+        _, results = tune(space, "train.py", trial_args, out, 6, 2, 7, lambda t, b: None, dict(space.static))
         runs.append([(r.number, r.params, r.state, r.value) for r in results])
     assert len(runs[0]) == 6
     assert runs[0] == runs[1]
@@ -110,13 +119,19 @@ def test_bring_your_own_regression_data(tmp_path: Path) -> None:
     data = tmp_path / "homes.csv"
     pd.DataFrame({"floor_area": size.round(1), "rooms": rooms, "district": district,
                   "asking_price": price.round(2)}).to_csv(data, index=False)
+    elsewhere = tmp_path / "a-users-repository"  # run from any folder: nothing lands there
+    elsewhere.mkdir()
+    before = _files(ROOT / "training_code")
     res = mlops(tmp_path / "home", "run", "--data", str(data), "--target", "asking_price", "--trials", "2",
-                "--threshold", "0.5")
+                cwd=elsewhere)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "(regression)" in res.stdout and "etl: skipped" in res.stdout
+    assert "regression)" in res.stdout and "etl: skipped" in res.stdout
+    assert "r2=" in res.stdout and ">= 0.5" in res.stdout  # regression's own gate, not the binary one
     run = next((tmp_path / "home" / "runs").iterdir())
-    r2 = json.loads((run / "evaluate" / "evaluation.json").read_text())["regression_metrics"]["r2"]["value"]
-    assert r2 > 0.8
+    evaluation = run / "evaluate" / "evaluation" / "evaluation.json"
+    assert json.loads(evaluation.read_text())["regression_metrics"]["r2"]["value"] > 0.8
+    assert _files(elsewhere) == set(), "mlops run wrote into the folder it was started from"
+    assert _files(ROOT / "training_code") == before, "mlops run wrote into training_code/"
 
 
 def test_bad_data_argument_fails_before_work(tmp_path: Path) -> None:
@@ -186,3 +201,25 @@ def test_serve_scores_rows_rejects_bad_ones_and_captures(home: Path, server: int
     captured = records[0]["captureData"]
     assert captured["endpointInput"]["encoding"] == "CSV" and captured["endpointOutput"]["mode"] == "OUTPUT"
     assert records[0]["eventMetadata"]["inferenceTime"].endswith("Z")
+
+
+def test_the_image_workload_runs_through_the_same_runner(tmp_path: Path) -> None:
+    """The image workload is the same loop over its own declared steps: no ETL or baseline step,
+    its own scripts, search space and gate, registered under its own model name."""
+    # 20 images per class and 2 trials: too little to reach the image gate's 0.7, so a lower one
+    res = mlops(tmp_path / "home", "run", "--workload", "image", "--rows", "20000", "--trials", "2",
+                "--threshold", "0.2", "--run-id", "images", timeout=900)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "\n  etl" not in res.stdout and "\n  baseline" not in res.stdout
+    run = tmp_path / "home" / "runs" / "images"
+    assert len(list((run / "tune").glob("trial-*/log.txt"))) == 2
+    assert "--workers 0" in (run / "tune" / "trial-000" / "log.txt").read_text().splitlines()[0]
+    check = json.loads((run / "check" / "check" / "check.json").read_text())
+    assert check["metric"] == "accuracy" and check["threshold"] == 0.2
+    report = json.loads((run / "preprocess" / "report" / "data_report.json").read_text())
+    assert check["path"] == f"{report['problem_type']}_classification_metrics.accuracy.value"
+    version = json.loads((tmp_path / "home" / "registry" / "current" / "version.json").read_text())
+    assert version["workload"] == "image" and version["model_name"] == "surface-defect-models"
+    meta = json.loads((tmp_path / "home" / "registry" / "current" / "model" / "model_meta.json").read_text())
+    assert meta["inference_module"] == "image_inference"
+    assert (run / "transform" / "predictions" / "predictions.jsonl").read_text().count("\n") >= 6

@@ -2,8 +2,8 @@
 
 The test app is the real one (infra.app.build_app, cdk.json context included) with a context that
 exercises both sides of every switch: dev serves a model package, runs a managed MLflow server and
-creates the GitHub OIDC provider; prod has no model package yet (no endpoint, a warning), no MLflow
-and imports an existing provider.
+creates the GitHub OIDC provider; prod has no model package yet (no endpoint, a warning), no MLflow,
+imports an existing provider and sets its own processing and training instance types.
 cdk-nag runs during this synthesis: an unacknowledged finding fails every infra test.
 """
 
@@ -25,9 +25,12 @@ os.environ.pop("CDK_CONTEXT_JSON", None)  # the CLI's context must not leak into
 DEV_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-models-dev/3"
 PROVIDER_ARN = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
 REPO = "acme/churn-mlops"
+# prod sizes its pipeline jobs up (dev keeps the defaults of pipelines.definition.parameters)
+PROD_PROCESSING, PROD_TRAINING = "ml.m5.4xlarge", "ml.c5.2xlarge"
 CONTEXT: dict[str, Any] = {
     "mlops:dev": {"github_repo": REPO, "model_package_arn": DEV_ARN, "mlflow_server_size": "Small"},
-    "mlops:prod": {"github_repo": REPO, "github_oidc_provider_arn": PROVIDER_ARN},
+    "mlops:prod": {"github_repo": REPO, "github_oidc_provider_arn": PROVIDER_ARN,
+                   "processing_instance_type": PROD_PROCESSING, "training_instance_type": PROD_TRAINING},
 }
 STACKS = tuple(f"mlops-{stage}-{concern}" for stage in ("dev", "prod")
                for concern in ("network", "data-lake", "ml-pipeline", "serving", "ci-access"))

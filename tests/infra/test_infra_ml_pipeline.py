@@ -7,9 +7,13 @@ from typing import Any
 
 import pytest
 
-from infra.ml_pipeline import PLACEHOLDERS, image_repositories, substitute
-from pipelines.definition import STEP_NAMES
-from pipelines.sagemaker import step_names
+from infra.config import stage_config
+from infra.constructs.ml_pipeline import PLACEHOLDERS, image_repositories, substitute
+from pipelines.definition import TABULAR
+from pipelines.definition.parameters import DEFAULT_PROCESSING_INSTANCE, DEFAULT_TRAINING_INSTANCE
+from pipelines.definition.wiring import declared, differences
+from pipelines.sagemaker import SageMakerTarget
+from pipelines.sagemaker.wiring import NATIVE_KINDS, step_names, wiring
 
 STACK = "mlops-dev-ml-pipeline"
 
@@ -27,10 +31,10 @@ def test_the_pipeline_is_the_shared_definition_with_this_stages_names(synth: Any
     props = synth.one(STACK, "AWS::SageMaker::Pipeline")
     assert props["PipelineName"] == "churn-training-dev"
     definition, _ = deployed_definition(synth, STACK)
-    names = step_names(definition)
-    # The builder's steps, in the definition's order (the builder may fold some into one step).
-    assert [n for n in STEP_NAMES if n in names] == list(names)
-    assert {"etl", "preprocess", "tune", "train", "evaluate", "check"} <= set(names)
+    # The declared steps, in the declaration's order (helper steps folded in), wired as declared.
+    assert step_names(definition) == TABULAR.step_names
+    target = SageMakerTarget(role_arn="arn:aws:iam::123456789012:role/r", bucket="b", code_uri="s3://b/c.tar.gz")
+    assert differences(declared(TABULAR, "binary", target.settings(), native=NATIVE_KINDS), wiring(definition)) == []
     assert {p["Name"] for p in definition["Parameters"]} >= {"InputDataUrl", "MetricThreshold"}
     synth.template(STACK).has_resource_properties(
         "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": "churn-models-dev"})
@@ -49,6 +53,30 @@ def test_no_placeholder_survives_and_deploy_time_values_are_tokens(synth: Any) -
     code = [t for t in tokens if "Fn::Sub" in t and "-assets-" in t["Fn::Sub"]]
     assert code and all(t["Fn::Sub"].startswith("s3://cdk-") and t["Fn::Sub"].endswith(".gz") for t in code)
     assert json.dumps(definition).count('"sagemaker_submit_directory": "<token>"') >= 1
+
+
+def parameter_defaults(synth: Any, stack: str) -> dict[str, Any]:
+    definition, _ = deployed_definition(synth, stack)
+    return {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+
+
+def test_the_stage_configs_instance_types_are_the_pipelines_instance_parameter_defaults(synth: Any) -> None:
+    dev, prod = synth.built.configs["dev"], synth.built.configs["prod"]
+    # dev keeps the declaration's defaults; prod's context (conftest) sets others
+    assert (dev.processing_instance_type, dev.training_instance_type) == (DEFAULT_PROCESSING_INSTANCE,
+                                                                          DEFAULT_TRAINING_INSTANCE)
+    assert (prod.processing_instance_type, prod.training_instance_type) != (dev.processing_instance_type,
+                                                                            dev.training_instance_type)
+    for config in (dev, prod):
+        defaults = parameter_defaults(synth, config.stack_name("ml-pipeline"))
+        assert defaults["ProcessingInstanceType"] == config.processing_instance_type
+        assert defaults["TrainingInstanceType"] == config.training_instance_type
+
+
+def test_the_configs_instance_type_defaults_are_the_declarations() -> None:
+    config = stage_config("dev")
+    assert config.processing_instance_type == DEFAULT_PROCESSING_INSTANCE
+    assert config.training_instance_type == DEFAULT_TRAINING_INSTANCE
 
 
 def test_substitute_replaces_longer_placeholders_first() -> None:

@@ -7,8 +7,9 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from infra.model_monitor import monitored_features
-from infra.monitor_images import ANALYZER_REGISTRIES, ANALYZER_REPOSITORY
+from infra.constructs.model_monitor import monitored_features
+from infra.constructs.model_monitor.images import ANALYZER_REGISTRIES, ANALYZER_REPOSITORY
+from pipelines.definition import DEFAULT_SPEC
 from pipelines.paths import TRAINING_CODE
 
 DEV = "mlops-dev-serving"
@@ -111,7 +112,7 @@ def test_model_monitor_checks_data_quality_hourly_against_the_pipelines_baseline
 
 
 def test_drift_on_any_feature_raises_one_alarm_that_starts_retraining(synth: Any) -> None:
-    features = monitored_features(TRAINING_CODE / "specs" / "churn.json")
+    features = monitored_features(TRAINING_CODE / DEFAULT_SPEC)
     assert "churned" not in features and "customer_id" not in features and "tenure_months" in features
     drift = {p["Properties"]["MetricName"] for p in synth.resources(DEV, "AWS::CloudWatch::Alarm").values()
              if p["Properties"].get("Namespace") == "aws/sagemaker/Endpoints/data-metrics"}

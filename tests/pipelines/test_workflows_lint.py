@@ -3,6 +3,7 @@ OIDC only (no stored keys), a review comment the report can find again, prod beh
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.infra_report import MARKER
+from pipelines.paths import TRAINING_CODE
+from review.report import MARKER
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -74,7 +76,8 @@ def test_train_assumes_the_ci_role_through_oidc_and_starts_the_pipeline() -> Non
     wf = _load("train.yml")
     trigger = _trigger(wf)
     assert trigger["push"]["branches"] == ["main"]
-    assert {"training_code/**", "pipelines/**"} <= set(trigger["push"]["paths"])
+    # the CDK reviewer is no part of the pipeline: editing it must not start a retraining
+    assert not [p for p in trigger["push"]["paths"] if p.startswith("review")]
     assert wf["permissions"]["id-token"] == "write"
     job = wf["jobs"]["train"]
     # the push role trusts the subject `repo:<repo>:ref:refs/heads/main`; an environment would change it
@@ -82,6 +85,54 @@ def test_train_assumes_the_ci_role_through_oidc_and_starts_the_pipeline() -> Non
     creds = _uses(wf, "train", "aws-actions/configure-aws-credentials")
     assert creds["with"]["role-to-assume"] == "${{ vars.MLOPS_CI_ROLE_ARN }}"
     assert any("mlops pipeline deploy --start --target sagemaker" in str(s.get("run", "")) for s in job["steps"])
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """GitHub's path filter syntax: `**` any path, `*` any name within one folder."""
+    regex = "".join(".*" if part == "**" else re.escape(part).replace(r"\*", "[^/]*")
+                    for part in re.split(r"(\*\*)", pattern))
+    return re.compile(regex + "$")
+
+
+def triggers(paths: list[str], file: str) -> bool:
+    """Whether a push changing `file` starts a workflow with these `paths` (the last match decides)."""
+    hit = False
+    for pattern in paths:
+        negated = pattern.startswith("!")
+        if _glob(pattern.removeprefix("!")).match(file):
+            hit = not negated
+    return hit
+
+
+def test_train_runs_exactly_when_the_tabular_pipeline_changes() -> None:
+    """train.yml starts the tabular SageMaker pipeline: a change to any file of its code bundle or of
+    what builds its definition must start it; the image workload's files must not (they ship in
+    their own bundle, whose hash the tabular pipeline never sees)."""
+    from pipelines import bundles
+    from pipelines.definition import IMAGE, TABULAR
+    from pipelines.sagemaker import SageMakerTarget, build
+
+    paths = _trigger(_load("train.yml"))["push"]["paths"]
+    tabular = bundles.members(TABULAR)
+    shipped = [f"training_code/{Path(p).relative_to(TRAINING_CODE).as_posix()}" for p in tabular.values()]
+    sources = list(build.build_sources(SageMakerTarget(
+        role_arn="arn:aws:iam::123456789012:role/R", bucket="b", code_uri="s3://b/code.tar.gz")))
+    missed = [f for f in (*shipped, *sources) if not triggers(paths, f)]
+    assert missed == []
+    image_only = set(bundles.members(IMAGE).values()) - set(tabular.values())
+    assert image_only
+    wrong = [p for p in image_only if triggers(paths, f"training_code/{p.relative_to(TRAINING_CODE).as_posix()}")]
+    assert wrong == []
+    for elsewhere in ("pipelines/local/runner.py", "pipelines/serve/server.py", "review/compare.py",
+                      "training_code/churn_data.py", "README.md"):
+        assert not triggers(paths, elsewhere), elsewhere
+
+
+def test_the_path_matcher_follows_github_globs() -> None:
+    assert triggers(["training_code/*.py"], "training_code/train.py")
+    assert not triggers(["training_code/*.py"], "training_code/tabular/train.py")
+    assert triggers(["training_code/**"], "training_code/tabular/train.py")
+    assert not triggers(["training_code/*.py", "!training_code/image_*.py"], "training_code/image_train.py")
 
 
 def test_prod_deploys_only_after_dev_and_behind_the_production_environment() -> None:
@@ -102,5 +153,12 @@ def test_pull_request_review_is_offline_and_updates_its_own_comment() -> None:
     assert "id-token" not in wf["permissions"]
     review = wf["jobs"]["review"]
     assert any("mlops infra diff --base" in str(s.get("run", "")) for s in review["steps"])
+    # every pull request is reviewed, a change to the reviewer itself (review/) included
+    paths = _trigger(wf)["pull_request"].get("paths")
+    assert paths is None or {"infra/**", "review/**"} <= set(paths)
+    # the artifacts go beside the reviewer's package, not into it (the upload would carry its source)
+    diff = next(str(s["run"]) for s in review["steps"] if "mlops infra diff" in str(s.get("run", "")))
+    upload = _uses(wf, "review", "actions/upload-artifact")
+    assert "--artifacts review/" not in diff and upload["with"]["path"].rstrip("/") != "review"
     comment = _uses(wf, "review", "actions/github-script")
     assert MARKER in comment["with"]["script"]

@@ -20,16 +20,16 @@ from typing import Any
 
 import pytest
 
-from pipelines import infra_cost, infra_iam, infra_network, infra_report
 from pipelines.cli import main
-from pipelines.infra_cdkdiff import ResourceChange
-from pipelines.infra_review import DataLoss, Review, StackReview
-from pipelines.infra_synth import offline_env
+from review import cost, iam, network, report
+from review.cdkdiff import ResourceChange
+from review.compare import DataLoss, Review, StackReview
+from review.synth import offline_env
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "review"
 CASES = ("stateful", "security", "compute")
-PRICES = infra_cost.load_prices()
+PRICES = cost.load_prices()
 
 
 @dataclass
@@ -131,18 +131,18 @@ def test_new_s3_wildcard_statement_is_flagged(runs: dict[str, Run]) -> None:
 
 
 def test_new_trusted_account_is_flagged_but_unchanged_grants_are_not_reported(runs: dict[str, Run]) -> None:
-    iam = runs["security"].digest["iam"]
-    trust = [g for g in iam if g["kind"] == "trust"]
+    grants = runs["security"].digest["iam"]
+    trust = [g for g in grants if g["kind"] == "trust"]
     assert [g["subject"] for g in trust] == ["AWS:arn:${AWS::Partition}:iam::444455556666:root"]
     assert "new trust" in trust[0]["flags"] and trust[0]["loud"]
     # grant_read existed in base: none of its actions may show up as new
-    assert not [g for g in iam if g["action"].startswith("s3:GetObject")]
+    assert not [g for g in grants if g["action"].startswith("s3:GetObject")]
 
 
 def test_internet_ingress_is_flagged(runs: dict[str, Run]) -> None:
-    network = runs["security"].digest["network"]
-    assert [(c["resource"], c["loud"]) for c in network] == [("Endpoint", True)]
-    assert "0.0.0.0/0" in network[0]["what"]
+    changes = runs["security"].digest["network"]
+    assert [(c["resource"], c["loud"]) for c in changes] == [("Endpoint", True)]
+    assert "0.0.0.0/0" in changes[0]["what"]
 
 
 def test_cdk_nag_findings_added_and_resolved(runs: dict[str, Run]) -> None:
@@ -211,14 +211,14 @@ def _review_with(loss: bool, stack_diff: str = "") -> Review:
 @pytest.mark.parametrize(("fail_on", "loss", "code"), [
     ("never", True, 0), ("data-loss", True, 1), ("data-loss", False, 0), ("security", True, 1)])
 def test_fail_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fail_on: str, loss: bool, code: int) -> None:
-    monkeypatch.setattr("pipelines.infra_review.review_ref", lambda *a, **k: _review_with(loss))
+    monkeypatch.setattr("review.compare.review_ref", lambda *a, **k: _review_with(loss))
     out = tmp_path / "review.md"
     assert main(["infra", "diff", "--base", "main", "--out", str(out), "--fail-on", fail_on]) == code
     assert ("**DELETED** `data/Raw`" in out.read_text()) is loss
 
 
 def test_long_review_fits_a_pull_request_comment() -> None:
-    text = infra_report.render(_review_with(True, stack_diff="[~] AWS::S3::Bucket x\n" * 5000), limit=10_000)
+    text = report.render(_review_with(True, stack_diff="[~] AWS::S3::Bucket x\n" * 5000), limit=10_000)
     assert len(text) <= 10_000
     assert "**DELETED** `data/Raw`" in text  # the summary always stays
     assert "left out to fit a comment" in text
@@ -249,7 +249,7 @@ def test_routine_grants_are_listed_quietly_but_a_public_bucket_policy_is_loud() 
         "Policy": {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": {"Ref": "Raw"}, "PolicyDocument": {
             "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"}]}}},
     }}
-    changes, _ = infra_iam.diff("s", {}, head)
+    changes, _ = iam.diff("s", {}, head)
     by_kind = {c.grant.kind: c for c in changes}
     assert not by_kind["trust"].loud  # a new role for a service: how every job gets its role
     loud = {(c.grant.action, c.grant.resource) for c in changes if c.loud}
@@ -265,8 +265,8 @@ def test_a_bucket_turning_off_its_public_access_block_is_exposure() -> None:
         props = {} if block is None else {"PublicAccessBlockConfiguration": {"BlockPublicPolicy": block}}
         return {"Resources": {"Raw": {"Type": "AWS::S3::Bucket", "Properties": props}}}
 
-    assert infra_network.diff("s", bucket(None), bucket(True)) == []  # S3's default already blocks
-    [change] = infra_network.diff("s", bucket(True), bucket(False))
+    assert network.diff("s", bucket(None), bucket(True)) == []  # S3's default already blocks
+    [change] = network.diff("s", bucket(True), bucket(False))
     assert change.loud and change.resource == "Raw"
 
 
@@ -282,7 +282,7 @@ def test_pipeline_cost_follows_parameters_conditions_and_tuning() -> None:
     ]}
     template = {"Resources": {"P": {"Type": "AWS::SageMaker::Pipeline", "Properties": {
         "PipelineDefinition": {"PipelineDefinitionBody": json.dumps(definition)}}}}}
-    lines = {line.after.label: line for line in infra_cost.diff("s", {}, template, PRICES) if line.after}
+    lines = {line.after.label: line for line in cost.diff("s", {}, template, PRICES) if line.after}
     tune, score = lines["step tune"], lines["step score"]
     assert tune.after is not None and (tune.after.instance, tune.after.count) == ("ml.m5.2xlarge", 6)
     plan = PRICES["usage"]["pipeline_step"]

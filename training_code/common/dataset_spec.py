@@ -206,4 +206,4 @@ def load_spec(path: str | Path) -> DatasetSpec:
         raise SpecError(f"{p}: {e}") from None
 
 
-DEFAULT_SPEC_PATH = Path(__file__).resolve().parent / "specs" / "churn.json"
+DEFAULT_SPEC_PATH = Path(__file__).resolve().parents[1] / "specs" / "churn.json"  # training_code/specs

@@ -16,7 +16,6 @@ The same seed always gives the same files: each image is drawn from its own chil
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -145,7 +144,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
     print(f"wrote {sum(counts.values())} images to {args.out}: {summary}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

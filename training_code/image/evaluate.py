@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Sequence
@@ -25,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from image_inference import VARIANTS, ImageClassifier, load_classifier
-from image_preprocess import list_images, load_pixels, to_model_input
 from sklearn import metrics as skm
+
+from image.inference import VARIANTS, ImageClassifier, load_classifier
+from image.preprocess import list_images, load_pixels, to_model_input
 
 SUBSAMPLES, SUBSAMPLE_FRACTION, MIN_FOR_STD = 5, 0.8, 200
 Metric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]  # (y_true, y_pred, positive score)
@@ -174,7 +174,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         if variant in quant:
             print(f"{variant}: {quant[variant]['bytes']} bytes, accuracy {quant[variant]['accuracy']:.4f}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,9 +6,10 @@
   calibrated on training images. Dynamic quantization would leave the convolutions, nearly all of
   this model's work, in float.
 
-Training calls these functions; run on its own it re-exports a trained model directory:
+Training calls these functions; run on its own (from training_code/) it re-exports a trained model
+directory:
 
-    python image_export.py --model-dir out/model --calibration data/train --test data/test
+    python -m image.export --model-dir out/model --calibration data/train --test data/test
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from image_model import ModelConfig, build_model
-from image_preprocess import load_pixels, to_model_input
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -37,6 +36,9 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from image.model import ModelConfig, build_model
+from image.preprocess import load_pixels, to_model_input
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"

@@ -1,8 +1,10 @@
-"""Serve the image CNN with ONNX Runtime: SageMaker handlers, the Azure ML scoring contract and a
-batch transform, one core.
+"""Serve the image CNN with ONNX Runtime: SageMaker handlers, Azure ML's request format and a batch
+transform, the core behind image_inference.py (which serves it to Azure ML through
+common/azure_scoring.py).
 
 SageMaker: model_fn(model_dir) -> input_fn(body, content_type) -> predict_fn(data, model) ->
-output_fn(prediction, accept) -> (body, content type). Azure ML: init() then run(raw_data).
+output_fn(prediction, accept) -> (body, content type). Azure ML: image_inference.init() then
+run(raw_data), a request as `azure_images` reads it.
 Batch: `python image_inference.py --model-dir M --input IMAGES --output OUT` -> OUT/predictions.jsonl.
 
 Requests: `image/png`, `image/jpeg` (or `application/x-image`): one image; `application/x-npy`: a
@@ -10,7 +12,7 @@ batch, a uint8 array shaped (N, H, W) or (N, H, W, C). Any size and colour mode 
 training. Responses: `application/json` (default), `application/jsonlines`, `text/csv` (label and
 probability per line) or `application/x-npy` (the probability matrix, columns in labels.json order).
 
-Bad input is the caller's error, never a 500: each error is an input_errors.InputError carrying
+Bad input is the caller's error, never a 500: each error is a common.input_errors.InputError carrying
 its HTTP status: a corrupt image CorruptImageError (400), a malformed batch InvalidBatchError (400),
 an unknown content type UnsupportedContentTypeError (415), an unknown accept type
 UnsupportedAcceptError (406).
@@ -28,7 +30,6 @@ import base64
 import binascii
 import io
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -38,10 +39,11 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from image_hardware import cpu_flags, native_int8_dot
-from image_preprocess import CorruptImageError, decode_image, image_to_pixels, to_model_input
-from input_errors import InputError, UnsupportedContentTypeError
 from PIL import Image
+
+from common.input_errors import InputError, UnsupportedContentTypeError
+from image.hardware import cpu_flags, native_int8_dot
+from image.preprocess import CorruptImageError, decode_image, image_to_pixels, to_model_input
 
 __all__ = [
     "CorruptImageError",
@@ -49,13 +51,12 @@ __all__ = [
     "InvalidBatchError",
     "UnsupportedAcceptError",
     "UnsupportedContentTypeError",
-    "init",
+    "azure_images",
     "input_fn",
     "load_classifier",
     "model_fn",
     "output_fn",
     "predict_fn",
-    "run",
 ]
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "application/x-image")
@@ -193,22 +194,12 @@ def output_fn(prediction: dict[str, Any], accept: str | None) -> tuple[str | byt
     raise UnsupportedAcceptError(f"accept {accept!r} is not supported; ask for one of {', '.join(ACCEPT_TYPES)}")
 
 
-# ---- Azure ML scoring contract ----------------------------------------------------------------
-
-_azure_model: ImageClassifier | None = None
+# ---- Azure ML requests ------------------------------------------------------------------------
 
 
-def init() -> None:
-    """Load the model Azure ML mounted at AZUREML_MODEL_DIR (model_meta.json may sit in a sub-folder)."""
-    global _azure_model
-    root = Path(os.environ.get("AZUREML_MODEL_DIR", "."))
-    metas = sorted(root.rglob("model_meta.json"), key=lambda p: len(p.parts))
-    if not metas:
-        raise FileNotFoundError(f"no model_meta.json under {root}")
-    _azure_model = load_classifier(metas[0].parent)
-
-
-def _azure_images(raw_data: str | bytes) -> list[Image.Image]:
+def azure_images(raw_data: str | bytes) -> list[Image.Image]:
+    """An Azure ML request as input_fn's output: JSON {"images": [base64, ...]}, or raw image bytes
+    (image_inference.py's run() reads requests with it, through common/azure_scoring.py)."""
     if isinstance(raw_data, bytes):  # a raw HTTP body: the image itself
         return [decode_image(raw_data)]
     try:
@@ -225,27 +216,6 @@ def _azure_images(raw_data: str | bytes) -> list[Image.Image]:
             raise InvalidBatchError(f"images[{i}] is not valid base64") from exc
         images.append(decode_image(data, f"images[{i}]"))
     return images
-
-
-def run(raw_data: str | bytes) -> Any:
-    """Azure ML scoring: JSON {"images": [base64, ...]} (or raw image bytes) in, JSON out; a bad
-    request is answered with its 4xx."""
-    if _azure_model is None:
-        init()
-    assert _azure_model is not None
-    try:
-        return {"predictions": _records(predict_fn(_azure_images(raw_data), _azure_model))}
-    except InputError as e:
-        return _azure_error(str(e), e.status_code)
-
-
-def _azure_error(message: str, status: int) -> Any:
-    try:  # the Azure ML inference server's response type carries the status code
-        from azureml_inference_server_http.api.aml_response import AMLResponse
-
-        return AMLResponse({"error": message}, status)
-    except ImportError:
-        return {"error": message, "status": status}
 
 
 # ---- batch transform --------------------------------------------------------------------------
@@ -282,7 +252,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"transform:rows={len(files)}")
     print(f"transform: scored {len(files)} images in {seconds:.2f}s with {model.model_file} -> {args.output}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

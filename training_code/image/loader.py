@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from image_preprocess import load_pixels, to_model_input
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from image.preprocess import load_pixels, to_model_input
 
 AUGMENTATIONS = ("none", "light", "flip")
 EVAL_EPOCH = -1  # the epoch key of samples that must not be augmented

@@ -21,7 +21,6 @@ import io
 import json
 import os
 import shutil
-import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,8 +28,9 @@ from pathlib import Path
 from typing import TypedDict
 
 import numpy as np
-from input_errors import InputError
 from PIL import Image, UnidentifiedImageError
+
+from common.input_errors import InputError
 
 SPLITS = ("train", "validation", "test")
 # (x / 255 - MEAN) / STD puts pixels in [-1, 1]; stored in model_meta.json so serving agrees.
@@ -235,7 +235,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     for q in report["quarantined"]:
         print(f"quarantined {q['file']}: {q['reason']}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

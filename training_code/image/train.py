@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,12 +34,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from image_hardware import cpu_flags, native_bf16
-from image_loader import AUGMENTATIONS, GlobalBatchSampler, ImageFiles, list_labelled, make_loader
-from image_model import ModelConfig, build_model, count_parameters
-from image_preprocess import PIXEL_MEAN, PIXEL_STD
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from image.hardware import cpu_flags, native_bf16
+from image.loader import AUGMENTATIONS, GlobalBatchSampler, ImageFiles, list_labelled, make_loader
+from image.model import ModelConfig, build_model, count_parameters
+from image.preprocess import PIXEL_MEAN, PIXEL_STD
 
 # For the pipeline definition (tuning step): one search space for SageMaker HPO and local Optuna.
 SEARCH_SPACE: dict[str, dict[str, Any]] = {
@@ -318,14 +318,14 @@ def write_model(cfg: TrainConfig, mcfg: ModelConfig, model: nn.Module, classes: 
                cfg.model_dir / "model.pt")
     (cfg.model_dir / "labels.json").write_text(json.dumps(classes))
     if calib_and_val is not None:
-        import image_export  # onnx/onnxruntime only where an export is asked for
+        from image import export  # onnx/onnxruntime only where an export is asked for
 
         calib, xv, yv = calib_and_val
         fp32, int8 = cfg.model_dir / "model.onnx", cfg.model_dir / "model_int8.onnx"
-        image_export.export_onnx(model, torch.from_numpy(calib[:2]), fp32)
-        image_export.quantize_int8(fp32, int8, calib)
-        q = image_export.compare(fp32, int8, xv, yv)
-        q["onnx_max_abs_diff"] = image_export.max_abs_diff(model, fp32, xv[:64])
+        export.export_onnx(model, torch.from_numpy(calib[:2]), fp32)
+        export.quantize_int8(fp32, int8, calib)
+        q = export.compare(fp32, int8, xv, yv)
+        q["onnx_max_abs_diff"] = export.max_abs_diff(model, fp32, xv[:64])
         meta["quantization"] = {"measured_on": "validation", **q}
         ok = q["accuracy_drop_points"] <= INT8_MAX_DROP_POINTS
         # The accuracy verdict; whether int8 is also *faster* is decided where it is served.
@@ -486,7 +486,7 @@ def _finish(cfg: TrainConfig, d: Dist, model: nn.Module, mcfg: ModelConfig, clas
     }
     calib_and_val = None
     if cfg.export:
-        from image_export import load_folder
+        from image.export import load_folder
 
         calib, _ = load_folder(cfg.train, classes, cfg.image_size, cfg.channels, limit=256, seed=cfg.seed)
         xv, yv = load_folder(cfg.validation, classes, cfg.image_size, cfg.channels)
@@ -501,7 +501,3 @@ def _finish(cfg: TrainConfig, d: Dist, model: nn.Module, mcfg: ModelConfig, clas
 
 _HYPERPARAMETERS = ("lr", "width", "epochs", "batch_size", "optimizer", "precision", "workers", "patience",
                     "seed", "image_size", "channels", "augment", "export")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

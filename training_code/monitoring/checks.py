@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from monitor_sketch import linf_distance, robust
-from monitor_stats import NUMERIC_TYPES, BaselineFeature, FeatureProfile, InferredType
+from monitoring.sketch import linf_distance, robust
+from monitoring.stats import NUMERIC_TYPES, BaselineFeature, FeatureProfile, InferredType
 
 CHECK_TYPES: tuple[str, ...] = (
     "data_type_check", "completeness_check", "baseline_drift_check",

@@ -35,13 +35,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import monitor_report
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from dataset_spec import DEFAULT_SPEC_PATH, DatasetSpec, SpecError, load_spec
-from monitor_capture import CaptureReader, IssueLog
-from monitor_checks import (
+
+from common.dataset_spec import DEFAULT_SPEC_PATH, DatasetSpec, SpecError, load_spec
+from monitoring import report
+from monitoring.capture import CaptureReader, IssueLog
+from monitoring.checks import (
     CHECK_TYPES,
     ColumnTally,
     FeatureConstraint,
@@ -51,7 +52,7 @@ from monitor_checks import (
     constraints_json,
     read_constraints,
 )
-from monitor_stats import (
+from monitoring.stats import (
     SPEC_TO_INFERRED,
     BaselineFeature,
     FeatureProfile,
@@ -223,7 +224,7 @@ def run_analyze(baseline: Path, capture: Path, output: Path) -> int:
     _write_json(output / "constraint_violations.json", {"violations": violations})
     status = "CompletedWithViolations" if violations else "Completed"
     meta["status"] = status
-    (output / "report.html").write_text(monitor_report.render(
+    (output / "report.html").write_text(report.render(
         verdicts, base_stats, profiles, violations, issues.counts, issues.examples, meta))
     # per feature, as SageMaker publishes feature_baseline_drift_<name> metrics: alarms can use them
     meta["distances"] = {v.name: None if math.isnan(v.distance) else v.distance for v in verdicts}
@@ -296,7 +297,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MonitorError, SpecError) as e:
         print(f"monitor {args.mode}: error: {e}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from monitor_capture import InputIssue
-from monitor_checks import FeatureVerdict
-from monitor_sketch import KllSketch
-from monitor_stats import BaselineFeature, FeatureProfile
+
+from monitoring.capture import InputIssue
+from monitoring.checks import FeatureVerdict
+from monitoring.sketch import KllSketch
+from monitoring.stats import BaselineFeature, FeatureProfile
 
 MAX_CATEGORIES_DRAWN = 15
 BINS = 30

@@ -20,7 +20,8 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from monitor_sketch import KllSketch
+
+from monitoring.sketch import KllSketch
 
 InferredType = Literal["Integral", "Fractional", "String", "Unknown"]
 NUMERIC_TYPES: tuple[str, ...] = ("Integral", "Fractional")

@@ -7,7 +7,7 @@ bytes, so a Parquet file, a spreadsheet or a JSON array fails here with the file
 that lacks a required column of the spec fails here too, naming the file and the column.
 
 Only the first bytes of each file are read. Local paths are read with Python; other URLs (s3:// on
-Glue) through Hadoop's FileSystem, which Spark already has (see `HadoopFiles` in etl.py).
+Glue) through Hadoop's FileSystem, which Spark already has (see `HadoopFiles` in spark_etl/job.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from dataset_spec import DatasetSpec, SpecError
+from common.dataset_spec import DatasetSpec, SpecError
 
 RawFormat = Literal["csv", "json"]
 PARTITION = "ingestion_date"  # the partition column the ETL adds to the curated and quarantine zones
@@ -234,7 +234,7 @@ def absent_columns(files: Sequence[RawFile], spec: DatasetSpec) -> list[str]:
 
 
 def check_spec(spec: DatasetSpec) -> None:
-    """Rules the ETL needs beyond what dataset_spec checks."""
+    """Rules the ETL needs beyond what common.dataset_spec checks."""
     for c in spec.columns:
         if (c.min is not None or c.max is not None) and c.type not in ("numeric", "integer"):
             raise SpecError(f"columns[{c.name}]: min/max apply to numeric and integer columns, not {c.type}")

@@ -7,15 +7,15 @@ The same script runs as an AWS Glue 5 job (Spark 3.5) and, locally, on pyspark i
         --report_path ../out/report --spec_path specs/churn.json [--ingestion_date 2026-07-01]
 
 On Glue (`awsglue` importable) the arguments are read with `getResolvedOptions`, the spec file comes
-through `--extra-files` (so `--spec_path churn.json`) and dataset_spec.py, etl_inputs.py and
-etl_rules.py through `--extra-py-files`.
+through `--extra-files` (so `--spec_path churn.json`) and the modules etl.py imports (spark_etl/, common/
+with its dataset_spec.py) through `--extra-py-files`.
 
 What a run does:
 1. checks every raw file (format, header) and fails with a clear error, exit code 2, before writing;
 2. reads every column as a string and removes exact duplicate rows;
 3. casts each column to its declared type; a row that cannot be cast, misses a required value or
    breaks a rule goes to the quarantine zone with its raw values, `_quarantine_reason` and
-   `_source_file` (see etl_rules.py for the rules);
+   `_source_file` (see spark_etl/rules.py for the rules);
 4. keeps the latest row per dedup key (the spec's `key` and `timestamp_column`);
 5. writes snappy Parquet partitioned by `ingestion_date` to the curated and quarantine zones,
    replacing only the partition of this run's date, so a re-run does not duplicate data;
@@ -45,9 +45,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, cast
 
-import etl_rules as rules
-from dataset_spec import DatasetSpec, SpecError, load_spec
-from etl_inputs import (
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as sf
+from pyspark.sql.types import StringType, StructField, StructType
+
+from common.dataset_spec import DatasetSpec, SpecError, load_spec
+from spark_etl import rules
+from spark_etl.inputs import (
     PARTITION,
     EtlInputError,
     FileSource,
@@ -59,10 +64,6 @@ from etl_inputs import (
     is_hidden,
     unknown_columns,
 )
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as sf
-from pyspark.sql.types import StringType, StructField, StructType
 
 ARGUMENTS = ("JOB_NAME", "raw_path", "curated_path", "quarantine_path", "report_path", "spec_path")
 OPTIONAL_ARGUMENTS = ("ingestion_date",)
@@ -223,7 +224,7 @@ def job_session(args: EtlArgs, glue: bool) -> Iterator[SparkSession]:
 
 
 def configure_session(spark: SparkSession) -> None:
-    # The rules rely on a failed cast giving null (etl_rules.py), whatever the platform default.
+    # The rules rely on a failed cast giving null (spark_etl/rules.py), whatever the platform default.
     spark.conf.set("spark.sql.ansi.enabled", "false")
     # The plans are wide (every column three times); a longer plan string avoids a warning per run.
     spark.conf.set("spark.sql.debug.maxToStringFields", "1000")
@@ -475,7 +476,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(summary_line(report), flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dataset_spec import ColumnSpec, DatasetSpec
-from etl_inputs import required_columns
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as sf
 from pyspark.sql.types import DataType, DateType, DoubleType, LongType, StringType
+
+from common.dataset_spec import ColumnSpec, DatasetSpec
+from spark_etl.inputs import required_columns
 
 EDGE_WHITESPACE = " \t\r\n"  # trimmed from both ends of every value
 NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"

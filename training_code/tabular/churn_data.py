@@ -14,7 +14,6 @@ memory and the same seed always gives the same file.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +178,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = write(args.out, args.rows, args.seed, args.format)
     print(f"wrote {n} rows to {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,7 +3,7 @@
 A 1,000-row request parsed value by value in Python (or pandas) costs 20x the prediction itself.
 Here pyarrow parses the body in C++ with the type each column has in the model: numbers as
 float64, dates as date32, categories as text. That reader is the optimistic path only: it accepts
-a value only when the exact path (tabular_transform's parsing of text) gives the same meaning, and
+a value only when the exact path (tabular.transform's parsing of text) gives the same meaning, and
 returns None on anything else (a malformed value, a wrong column count, a timestamp, padding), so
 the caller parses the body the exact way, which accepts the odd value or names the problem.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-# The missing-value tokens (tabular_transform.MISSING_TOKENS) as clients spell them. Another
+# The missing-value tokens (tabular.transform.MISSING_TOKENS) as clients spell them. Another
 # spelling ('nA', ' NA') fails the typed parse and takes the exact path, which reads it as missing.
 NULL_TEXTS = ["", "na", "NA", "Na", "nan", "NaN", "NAN", "null", "NULL", "Null"]
 

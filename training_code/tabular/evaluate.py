@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from metrics import bootstrap_std, compute_metrics, format_metric_lines
-from model_io import load_model
-from train import load_split
+
+from tabular.metrics import bootstrap_std, compute_metrics, format_metric_lines
+from tabular.model_io import load_model
+from tabular.train import load_split
 
 SECTION = {
     "binary": "binary_classification_metrics",
@@ -115,7 +116,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_metric_lines(values))
     print(f"evaluate: {len(y)} test rows; wrote evaluation.json and {len(plots)} plot(s) to {args.output_dir}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,5 @@
-"""Serve the tabular model: SageMaker handlers and the Azure ML scoring contract, one core.
+"""Serve the tabular model: SageMaker handlers and a batch transform, the core behind inference.py
+(which also serves them to Azure ML, through common/azure_scoring.py).
 
 Requests carry RAW rows (as in the source data); the transformer saved with the model applies
 the identical preprocessing. Content types in: text/csv (with or without a header row),
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from input_errors import (
+
+from common.input_errors import (
     ColumnCountError,
     EmptyInputError,
     InputError,
@@ -31,8 +33,8 @@ from input_errors import (
     UnknownColumnError,
     UnsupportedContentTypeError,
 )
-from model_io import LoadedModel, load_model
-from tabular_transform import SMALL
+from tabular.model_io import LoadedModel, load_model
+from tabular.transform import SMALL
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -193,7 +195,7 @@ def _is_header(first: Sequence[str], known: set[str]) -> bool:
 
 def _typed_csv_columns(body: bytes, model: LoadedModel, known: set[str]) -> dict[str, Any] | None:
     """A large CSV body as typed columns (csv_columns), or None: parse it the exact way."""
-    import csv_columns
+    from tabular import csv_columns
 
     end = body.find(b"\n")
     line = body[: end if end >= 0 else len(body)].decode("utf-8")
@@ -272,41 +274,6 @@ def _from_parquet(body: bytes) -> Rows:
     return Rows(columns={n: table.column(n).to_pandas() for n in table.column_names})
 
 
-# -- Azure ML scoring contract ----------------------------------------------------------------
-_azure_model: LoadedModel | None = None
-
-
-def init() -> None:
-    """Azure ML calls this once per worker; the model folder is under AZUREML_MODEL_DIR."""
-    global _azure_model
-    root = Path(os.environ.get("AZUREML_MODEL_DIR", "."))
-    candidates = [root, *sorted(p.parent for p in root.rglob("model_meta.json"))]
-    model_dir = next((p for p in candidates if (p / "model_meta.json").exists()), root)
-    _azure_model = model_fn(str(model_dir))
-
-
-def run(raw_data: str | bytes) -> Any:
-    """Azure ML scoring: a JSON body in, JSON out; a bad request is answered with its 4xx."""
-    if _azure_model is None:
-        init()
-    assert _azure_model is not None
-    try:
-        rows = input_fn(raw_data, JSON)
-        body, _ = output_fn(predict_fn(rows, _azure_model), JSON)
-        return json.loads(body)
-    except InputError as e:
-        return _azure_error(str(e), e.status_code)
-
-
-def _azure_error(message: str, status: int) -> Any:
-    try:  # the Azure ML inference server's response type carries the status code
-        from azureml_inference_server_http.api.aml_response import AMLResponse
-
-        return AMLResponse({"error": message}, status)
-    except ImportError:
-        return {"error": message, "status": status}
-
-
 def score_file(model: LoadedModel, path: Path, out: Path, accept: str = JSONLINES) -> int:
     """Batch transform of one file (CSV with header, or Parquet): returns rows scored."""
     ctype = PARQUET if path.suffix == ".parquet" else CSV
@@ -347,7 +314,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"transform:rows={total}")
     print(f"transform: scored {total} rows from {len(files)} file(s) in {seconds:.2f}s -> {args.output}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tabular_transform import TRANSFORMER_FILE, TabularTransformer
+
+from tabular.transform import TRANSFORMER_FILE, TabularTransformer
 
 MODEL_META = "model_meta.json"
 

@@ -9,6 +9,7 @@ column types; undeclared types are inferred), and writes under --output-dir:
     raw_test_labels/labels.parquet         their labels
     transformer/transformer.json           the fitted transform, applied again at inference
     report/data_report.json                what was dropped, quarantined, imputed, clipped
+    report/spec.json                       the spec as resolved: inferred types, problem type, classes
     quarantine/rows.parquet                rows that could not be used, with the reason
 
     python preprocess.py --input data/churn.csv --spec specs/churn.json --output-dir out/preprocess
@@ -26,10 +27,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from dataset_spec import DEFAULT_SPEC_PATH, PROBLEM_TYPES, DatasetSpec, SpecError, load_spec
 from sklearn.model_selection import train_test_split
-from tabular_io import InputDataError, read_table
-from tabular_transform import TabularTransformer, infer_types, normalize_label, to_number
+
+from common.dataset_spec import DEFAULT_SPEC_PATH, PROBLEM_TYPES, DatasetSpec, SpecError, load_spec
+from tabular.inputs import InputDataError, read_table
+from tabular.transform import TabularTransformer, infer_types, normalize_label, to_number
 
 SPLITS = ("train", "validation", "test")
 
@@ -195,6 +197,9 @@ def run(cfg: PreprocessConfig) -> dict[str, Any]:
         report["class_counts"] = {c: int(n) for c, n in zip(spec.classes or [], counts, strict=True)}
     (out / "report").mkdir(parents=True, exist_ok=True)
     (out / "report" / "data_report.json").write_text(json.dumps(report, indent=2))
+    # The spec as resolved (inferred types, problem type and classes filled in): what the monitoring
+    # baseline describes the data with, on every target.
+    (out / "report" / "spec.json").write_text(json.dumps(report["spec"], indent=2))
     return report
 
 
@@ -219,7 +224,3 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"train/validation/test = {report['splits']['train']}/{report['splits']['validation']}/"
           f"{report['splits']['test']}; {report['features_out']} features")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-from metrics import compute_metrics, format_metric_lines
-from model_io import predict_scores, xgb_scores
-from tabular_transform import TRANSFORMER_FILE, TabularTransformer
+
+from tabular.metrics import compute_metrics, format_metric_lines
+from tabular.model_io import predict_scores, xgb_scores
+from tabular.transform import TRANSFORMER_FILE, TabularTransformer
 
 ALGORITHMS = ("xgboost", "random_forest", "linear")
 # With row/column sampling the booster is rebuilt at every checkpoint (see train_xgboost), which
@@ -159,7 +160,8 @@ def train_xgboost(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray
     lines read it, and the train metrics are computed once, at the end.
     """
     import xgboost as xgb
-    from xgb_checkpoint import CheckpointedEarlyStopping, RoundProgress, latest_checkpoint, parse_eval
+
+    from tabular.xgb_checkpoint import CheckpointedEarlyStopping, RoundProgress, latest_checkpoint, parse_eval
 
     params = xgb_params(cfg, problem_type, n_classes)
     dtrain = xgb.QuantileDMatrix(x, label=y, nthread=params["nthread"])
@@ -288,7 +290,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_metric_lines(metrics), flush=True)
     log_to_mlflow(cfg, metrics)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

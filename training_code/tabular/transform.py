@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from dataset_spec import DatasetSpec
-from input_errors import (
+
+from common.dataset_spec import DatasetSpec
+from common.input_errors import (
     InvalidDateError,
     MissingColumnError,
     NonNumericValueError,

@@ -6,7 +6,7 @@ current one (variants, data capture, KMS key) with only the model swapped, then 
 endpoint with a blue/green canary deployment that rolls back on the given CloudWatch alarms.
 Before the first endpoint exists it only logs the command that creates it.
 
-Configuration comes from the environment (set by infra/serving.py):
+Configuration comes from the environment (set by infra/constructs/serving.py):
     ENDPOINT_NAME, MODEL_PACKAGE_GROUP, MODEL_ROLE_ARN, ROLLBACK_ALARMS (comma-separated),
     CANARY_PERCENT, CANARY_WAIT_S, SUBNET_IDS and SECURITY_GROUP_IDS (comma-separated, optional).
 Only the standard library and boto3 (in the Lambda runtime) are used.

@@ -1,6 +1,7 @@
 """The Azure ML target, built and exported offline: the YAML `mlops pipeline export --target azure`
-writes is read back with `azure.ai.ml.load_job`, and the glue its nodes run around the scripts is
-executed here, against the scripts' own argument parsers."""
+writes is read back with `azure.ai.ml.load_job`, and its node commands are executed here, as bash
+expands them, against the scripts' own argument parsers (the glue they run is real files in the
+code bundle, hyperparameters.py and check.py, not Python inside strings)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from typing import Any
 import pytest
 import yaml
 
+from pipelines import bundles
 from pipelines import definition as d
-from pipelines.azure import AzureTarget, build_pipeline_job, endpoint, quiet, step_names, sweep_ranges, upstream
+from pipelines.azure.endpoint import endpoint
+from pipelines.azure.job import build_pipeline_job, quiet, step_names, sweep_ranges, upstream
+from pipelines.azure.target import AzureTarget
 from pipelines.cli import main
-from pipelines.paths import TRAINING_CODE
 
 
 @dataclass
@@ -52,18 +55,24 @@ def _render(command: str, values: dict[str, Any]) -> str:
     return re.sub(r"\$\{\{(?:inputs|outputs)\.(\w+)\}\}", bind, command)
 
 
-def _bash(command: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "TMPDIR": str(cwd or Path.cwd())})
+def _bash(command: str, cwd: Path, code: Path) -> subprocess.CompletedProcess[str]:
+    """Run a node's command as Azure ML does: from its code folder (the exported bundle)."""
+    return subprocess.run(["bash", "-c", command.replace("python ", f"{sys.executable} ")], cwd=code,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TMPDIR": str(cwd), "PYTHONPATH": ""})
 
 
-def _argv(command: str, script: str, cwd: Path) -> list[str]:
+def _argv(command: str, script: str, cwd: Path, code: Path) -> list[str]:
     """The arguments `script` receives once bash has expanded the command's line."""
-    echo = f"{sys.executable} -c \"import json, sys; print(json.dumps(sys.argv[1:]))\""
-    first = command.split(" && ")[0] if command.startswith(f"python {script}") else command
-    result = _bash(first.replace(f"python {script}", echo, 1), cwd)
+    echo = "python -c \"import json, sys; print(json.dumps(sys.argv[1:]))\""
+    (line,) = [part for part in command.split(" && ") if part.startswith(f"python {script}")]
+    result = _bash(line.replace(f"python {script}", echo, 1), cwd, code)
     assert result.returncode == 0, result.stderr
     return list(json.loads(result.stdout))
+
+
+def _code(exported: Exported) -> Path:
+    return (exported.path.parent / _component(exported, "train")["code"]).resolve()
 
 
 def _component(exported: Exported, name: str) -> dict[str, Any]:
@@ -74,13 +83,14 @@ def _component(exported: Exported, name: str) -> dict[str, Any]:
 # -- the job ------------------------------------------------------------------------------------
 
 def test_nodes_are_the_definition_steps_in_order(exported: Exported) -> None:
-    assert step_names(build_pipeline_job(AzureTarget())) == d.STEP_NAMES
-    assert list(exported.data["jobs"]) == list(d.STEP_NAMES)
-    assert sorted(exported.job.jobs) == sorted(d.STEP_NAMES)  # load_job sorts them by name
+    names = d.TABULAR.step_names
+    assert step_names(build_pipeline_job(AzureTarget())) == names
+    assert list(exported.data["jobs"]) == list(names)
+    assert sorted(exported.job.jobs) == sorted(names)  # load_job sorts them by name
     assert exported.data["jobs"]["tune"]["type"] == "sweep"
     # Azure runs a DAG: each node reads only from nodes before it in the definition's order.
     for name, sources in upstream(exported.data).items():
-        assert all(d.STEP_NAMES.index(s) < d.STEP_NAMES.index(name) for s in sources), name
+        assert all(names.index(s) < names.index(name) for s in sources), name
     assert upstream(exported.data)["train"] == {"preprocess", "tune"}
 
 
@@ -95,36 +105,40 @@ def _strings(node: Any) -> list[str]:
 def test_the_export_has_no_local_path_and_points_at_the_code(exported: Exported) -> None:
     absolute = [p for s in _strings(exported.data) for p in re.findall(r"(?:^|[\s=])(/[A-Za-z][^\s'\"]*)", s)]
     assert absolute == []
-    codes = {_component(exported, name)["code"] for name in d.STEP_NAMES}
+    codes = {_component(exported, name)["code"] for name in d.TABULAR.step_names}
     assert len(codes) == 1
     (code,) = codes
     assert not Path(code).is_absolute()
-    assert (exported.path.parent / code).resolve() == TRAINING_CODE.resolve()
+    # The code is the tabular workload's bundle, written beside the YAML: exactly its files.
+    folder = (exported.path.parent / code).resolve()
+    shipped = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert shipped == sorted(bundles.members(d.TABULAR))
 
 
 def test_each_node_runs_its_definition_script(exported: Exported) -> None:
-    for s in d.STEPS:
-        if s.script is None:
-            continue
+    code = _code(exported)
+    for s in d.TABULAR.steps:
+        assert s.script is not None
         command = _component(exported, s.name)["command"]
-        expected = "inference" if s.name == "transform" else f"python {s.script}"
-        assert expected in command, s.name
-        assert (TRAINING_CODE / s.script).is_file()
+        assert f"python {s.script} " in command, s.name
+        assert (code / s.script).is_file()
+    assert "python -c" not in exported.text, "no Python inside strings"
 
 
 def test_pipeline_inputs_are_the_definition_parameters(exported: Exported) -> None:
     inputs = exported.data["inputs"]
-    assert inputs["MetricThreshold"] == d.parameter("MetricThreshold").default
+    assert inputs["MetricThreshold"] == d.parameter_defaults(d.TABULAR, "binary")["MetricThreshold"]
+    assert inputs["ModelApprovalStatus"] == d.DEFAULT_APPROVAL_STATUS
     assert inputs["InputDataUrl"]["path"].startswith("azureml://")
     check = exported.data["jobs"]["check"]["inputs"]
-    assert check["threshold"]["path"] == "${{parent.inputs.MetricThreshold}}"
+    assert check["MetricThreshold"]["path"] == "${{parent.inputs.MetricThreshold}}"
 
 
 # -- tuning -------------------------------------------------------------------------------------
 
 def test_the_sweep_is_the_shared_search_space(exported: Exported) -> None:
     got = sweep_ranges(exported.job)
-    space = d.search_space("binary")
+    space = d.TABULAR.search_space("binary")
     assert set(got["ranges"]) == {r.name for r in space.ranges}
     for r in space.ranges:
         kind, low, high, scale = got["ranges"][r.name]
@@ -137,7 +151,7 @@ def test_the_sweep_is_the_shared_search_space(exported: Exported) -> None:
 
 def test_the_primary_metric_is_the_name_train_py_logs(exported: Exported, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    import train
+    from tabular import train
 
     logged: dict[str, float] = {}
 
@@ -160,48 +174,60 @@ def test_the_primary_metric_is_the_name_train_py_logs(exported: Exported, tmp_pa
 
 
 def test_a_trial_records_its_hyperparameters_and_train_reruns_them(exported: Exported, tmp_path: Path) -> None:
-    import train
+    from tabular import train
 
+    code = _code(exported)
     sampled = {"eta": 0.05, "max_depth": 7, "min_child_weight": 2.5, "subsample": 0.8,
                "colsample_bytree": 0.9, "reg_lambda": 1.5}
-    folders = {name: tmp_path / name for name in ("train", "validation", "transformer", "model", "metrics",
-                                                  "best_hyperparameters")}
+    folders = {name: tmp_path / name for name in ("train", "validation", "transformer", "model", "output",
+                                                  "checkpoints", "best_hyperparameters")}
     for folder in folders.values():
         folder.mkdir()
     trial = _render(_component(exported, "tune")["command"], {**folders, **sampled})
-    trial_cfg = train.parse_config(_argv(trial, "train.py", tmp_path))
+    trial_cfg = train.parse_config(_argv(trial, "train.py", tmp_path, code))
     assert (trial_cfg.eta, trial_cfg.max_depth) == (0.05, 7)
 
     # The trial's second half writes best_hyperparameters.json as the local run does ...
-    record = _bash(trial.split(" && ", 1)[1], tmp_path)
+    record = _bash(trial.split(" && ", 1)[1], tmp_path, code)
     assert record.returncode == 0, record.stderr
     best = json.loads((folders["best_hyperparameters"] / "best_hyperparameters.json").read_text())
     assert best["hyperparameters"]["eta"] == "0.05" and best["hyperparameters"]["algorithm"] == "xgboost"
 
     # ... and "train" turns the best trial's file back into the same flags.
     retrain = _render(_component(exported, "train")["command"], folders)
-    cfg = train.parse_config(_argv(retrain, "train.py", tmp_path))
+    cfg = train.parse_config(_argv(retrain, "train.py", tmp_path, code))
     for name, value in sampled.items():
         assert getattr(cfg, name) == pytest.approx(value), name
-    assert cfg.num_round == int(d.XGBOOST_STATIC["num_round"])
+    assert cfg.num_round == int(d.TABULAR.search_space("binary").static["num_round"])
+    assert cfg.checkpoint_dir == folders["checkpoints"]
 
 
 def test_other_nodes_pass_arguments_their_scripts_accept(exported: Exported, tmp_path: Path) -> None:
-    import etl
-    import evaluate
-    import preprocess
+    from spark_etl import job as etl
+    from tabular import evaluate, preprocess
 
+    code = _code(exported)
     folders = {k: tmp_path / k for k in ("raw", "curated", "quarantine", "report", "model", "test", "evaluation",
-                                         *d.step("preprocess").outputs)}
+                                         *d.TABULAR.step("preprocess").outputs)}
     etl_args = etl.parse_args(_argv(_render(_component(exported, "etl")["command"], folders), "etl.py",
-                                    tmp_path), glue=False)
-    assert etl_args.curated_path == str(folders["curated"]) and etl_args.spec_path == "specs/churn.json"
+                                    tmp_path, code), glue=False)
+    assert etl_args.curated_path == str(folders["curated"]) and etl_args.spec_path == d.DEFAULT_SPEC
     pre = preprocess.parse_config(_argv(_render(_component(exported, "preprocess")["command"], folders),
-                                        "preprocess.py", tmp_path))
+                                        "preprocess.py", tmp_path, code))
     assert pre.problem_type == "binary"
     ev = evaluate.parse_args(_argv(_render(_component(exported, "evaluate")["command"], folders),
-                                   "evaluate.py", tmp_path))
+                                   "evaluate.py", tmp_path, code))
     assert ev.output_dir == folders["evaluation"]
+
+
+def test_the_batch_node_writes_what_the_local_transform_writes(exported: Exported, tmp_path: Path) -> None:
+    """Azure's transform node runs inference.py's own batch command, as the local run does (the old
+    hand-written node wrote .jsonl files where inference.py writes .out)."""
+    folders = {k: tmp_path / k for k in ("check", "model", "raw_test", "predictions")}
+    argv = _argv(_render(_component(exported, "transform")["command"], folders), "inference.py", tmp_path,
+                 _code(exported))
+    assert argv == ["--model-dir", str(folders["model"]), "--input", str(folders["raw_test"]),
+                    "--output", str(folders["predictions"])]
 
 
 # -- the check and what depends on it ------------------------------------------------------------
@@ -216,12 +242,12 @@ def test_check_stops_below_the_threshold_with_metric_and_threshold(exported: Exp
     (evaluation / "evaluation.json").write_text(json.dumps(
         {"binary_classification_metrics": {"auc": {"value": auc, "standard_deviation": 0.01}}}))
     command = _render(_component(exported, "check")["command"],
-                      {"evaluation": evaluation, "threshold": threshold, "check": verdict})
-    result = _bash(command, tmp_path)
-    assert (result.returncode == 0) is passes
-    assert (verdict / "check.json").exists() is passes
+                      {"evaluation": evaluation, "MetricThreshold": threshold, "check": verdict})
+    result = _bash(command, tmp_path, _code(exported))
+    assert (result.returncode == 0) is passes  # a failed node stops the Azure pipeline
+    assert json.loads((verdict / "check.json").read_text())["passed"] is passes
     message = result.stdout + result.stderr
-    assert f"auc = {auc:.5f}" in message and f"threshold (MetricThreshold) = {threshold}" in message
+    assert f"auc={auc:.5f}" in message and f"threshold (MetricThreshold) >= {threshold}" in message
 
 
 def test_register_baseline_and_transform_wait_for_the_check(exported: Exported) -> None:
@@ -233,7 +259,7 @@ def test_register_baseline_and_transform_wait_for_the_check(exported: Exported) 
 
 def test_the_registered_model_is_named_after_the_model_group(exported: Exported) -> None:
     output = exported.data["jobs"]["register"]["outputs"]["model_version"]
-    assert output == {"name": d.MODEL_PACKAGE_GROUP, "type": "custom_model"}
+    assert output == {"name": d.TABULAR.model_name, "type": "custom_model"}
 
 
 # -- endpoint, settings ---------------------------------------------------------------------------
@@ -241,13 +267,14 @@ def test_the_registered_model_is_named_after_the_model_group(exported: Exported)
 def test_the_endpoint_serves_inference_py_and_captures_traffic() -> None:
     ep, deployment = endpoint(AzureTarget(), model_version="3")
     assert deployment.endpoint_name == ep.name and ep.auth_mode == "key"
-    assert deployment.model == f"azureml:{d.MODEL_PACKAGE_GROUP}:3"
-    script = Path(deployment.code_configuration.code) / deployment.code_configuration.scoring_script
-    source = script.read_text()
-    assert "def init()" in source and "def run(" in source
+    assert deployment.model == f"azureml:{d.TABULAR.model_name}:3"
+    code = Path(deployment.code_configuration.code)
+    assert deployment.code_configuration.scoring_script == d.TABULAR.serving_script
+    assert sorted(p.relative_to(code).as_posix() for p in code.rglob("*") if p.is_file()) == sorted(
+        bundles.members(d.TABULAR))
     assert {k: c.enabled for k, c in deployment.data_collector.collections.items()} == {
         "model_inputs": "true", "model_outputs": "true"}
-    assert endpoint(AzureTarget())[1].model == f"azureml:{d.MODEL_PACKAGE_GROUP}@latest"
+    assert endpoint(AzureTarget())[1].model == f"azureml:{d.TABULAR.model_name}@latest"
 
 
 def test_submit_without_a_workspace_names_the_missing_settings(monkeypatch: pytest.MonkeyPatch,
@@ -274,7 +301,7 @@ def test_reloading_keeps_the_commands(exported: Exported, tmp_path: Path) -> Non
     with quiet():
         exported.job.dump(stream)
     again = yaml.safe_load(stream.getvalue())
-    for name in d.STEP_NAMES:
+    for name in d.TABULAR.step_names:
         node = again["jobs"][name]
         reloaded = (node["trial"] if node["type"] == "sweep" else node["component"])["command"]
         assert shlex.split(reloaded, posix=False) == shlex.split(_component(exported, name)["command"], posix=False)

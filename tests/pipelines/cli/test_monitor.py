@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from pipelines import cli, paths
-from pipelines.commands import monitor as command
+from pipelines.cli import monitor as command
 
-FIXTURES = Path(__file__).resolve().parents[1] / "training_code" / "fixtures" / "monitor"
+FIXTURES = Path(__file__).resolve().parents[2] / "training_code" / "fixtures" / "monitor"
 VERSION = {"model_name": "churn-models", "version": "3", "run_id": "20260630-101500",
            "data": "/data/churn.csv", "target": "churned", "problem_type": "binary", "workload": "tabular"}
 RETRAIN = [sys.executable, "-m", "pipelines.cli", "run", "--data", "/data/churn.csv", "--target", "churned"]

@@ -1,13 +1,14 @@
-"""The SageMaker target the pipeline tests build, and one build of it per session.
+"""The SageMaker targets the pipeline tests build, and one build of each per session.
 
-Not a test module: imported as `tests.pipelines.sagemaker_targets` by the SageMaker definition
-test and the targets-agree test, so the ~10 s SDK build happens once per session.
+Not a test module: imported as `tests.pipelines.sagemaker.targets` by the SageMaker definition test
+and the wiring test, so each ~5 s SDK build happens once per session, with every socket connect
+refused.
 """
 
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,18 @@ class Built:
     home: Path  # MLOPS_HOME of the build: its cache is under home/cache
 
 
-_BUILT: dict[Path, Built] = {}
+_BUILT: dict[tuple[Path, SageMakerTarget], Built] = {}
 
 
-def build_once(factory: pytest.TempPathFactory) -> Built:
+def target(workload: str = "tabular", problem_type: str = "binary") -> SageMakerTarget:
+    if workload == "tabular" and problem_type == "binary":
+        return TARGET
+    return replace(TARGET, workload=workload, problem_type=problem_type, pipeline_name="", model_package_group="")
+
+
+def build_once(factory: pytest.TempPathFactory, t: SageMakerTarget = TARGET) -> Built:
     home = factory.getbasetemp() / "sagemaker-definition-home"
-    if home not in _BUILT:
+    if (home, t) not in _BUILT:
         connects: list[Any] = []
 
         def refuse(sock: socket.socket, address: Any) -> None:
@@ -49,6 +56,6 @@ def build_once(factory: pytest.TempPathFactory) -> Built:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("MLOPS_HOME", str(home))
             mp.setattr(socket.socket, "connect", refuse)
-            cold = definition_dict(TARGET)
-        _BUILT[home] = Built(cold, connects, home)
-    return _BUILT[home]
+            cold = definition_dict(t)
+        _BUILT[(home, t)] = Built(cold, connects, home)
+    return _BUILT[(home, t)]

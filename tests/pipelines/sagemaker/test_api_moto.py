@@ -18,9 +18,9 @@ import pytest
 from moto import mock_aws
 
 from pipelines import paths
+from pipelines.bundles import code_key, tarball
 from pipelines.cli import main
-from pipelines.code_package import build_sourcedir_tarball, code_key
-from pipelines.definition import STEPS
+from pipelines.definition import TABULAR
 
 REGION = "eu-west-1"
 BUCKET = "mlops-artefacts-test"
@@ -85,7 +85,8 @@ def test_deploy_start_uploads_the_code_upserts_and_starts(aws: Any, capsys: pyte
     assert key == f"code/{hashlib.sha256(body).hexdigest()}/sourcedir.tar.gz"
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         names = set(tar.getnames())
-    assert {s.script for s in STEPS if s.script} | {"specs/churn.json"} <= names
+    assert set(TABULAR.entry_scripts) | {"specs/churn.json", "requirements.txt"} <= names
+    assert not any(n.startswith("image") for n in names)  # the tabular workload's bundle only
     code_uri = f"s3://{BUCKET}/{key}"
 
     # The pipeline runs that code, as the given role.
@@ -120,7 +121,7 @@ def test_upsert_then_start_as_separate_actions(aws: Any, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     sm, s3 = aws
     # The URI deploy would upload to (so the session's cached definition serves both tests).
-    code_uri = f"s3://{BUCKET}/{code_key(build_sourcedir_tarball(tmp_path))}"
+    code_uri = f"s3://{BUCKET}/{code_key(tarball(TABULAR, tmp_path))}"
     assert main(["pipeline", "upsert", *SETTINGS, "--code-uri", code_uri]) == 0
     assert "(created)" in capsys.readouterr().out
     definition = json.loads(sm.describe_pipeline(PipelineName="churn-training")["PipelineDefinition"])

@@ -1,4 +1,4 @@
-"""The SageMaker pipeline definition: built offline and deterministically from pipelines.definition.
+"""The SageMaker pipeline definition: built offline and deterministically from the declaration.
 
 The definition is built once per session (the SDK import dominates), with every socket connect
 refused, then read the way the service and the infra stack read it: as JSON.
@@ -6,10 +6,10 @@ refused, then read the way the service and the infra stack read it: as JSON.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,15 +19,9 @@ import pytest
 
 from pipelines import definition as d
 from pipelines.paths import REPO_ROOT, TRAINING_CODE
-from pipelines.sagemaker import (
-    HELPER_STEPS,
-    cache_path,
-    definition_dict,
-    definition_json,
-    search_ranges,
-    step_names,
-)
-from tests.pipelines.sagemaker_targets import TARGET, build_once
+from pipelines.sagemaker.build import cache_path, definition_dict, definition_json
+from pipelines.sagemaker.wiring import HELPER_STEPS, search_ranges, step_names
+from tests.pipelines.sagemaker.targets import TARGET, build_once, target
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "sagemaker_definition.json"
 
@@ -37,7 +31,6 @@ class Builds:
     cold: dict[str, Any]
     cached: dict[str, Any]
     rebuilt: dict[str, Any]
-    cached_seconds: float
     connects: list[Any]
     home: Path
 
@@ -47,11 +40,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     once = build_once(tmp_path_factory)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(once.home))
-        start = time.perf_counter()
         cached = definition_dict(TARGET)
-        cached_seconds = time.perf_counter() - start
         rebuilt = definition_dict(TARGET, use_cache=False)
-    return Builds(once.cold, cached, rebuilt, cached_seconds, once.connects, once.home)
+    return Builds(once.cold, cached, rebuilt, once.connects, once.home)
 
 
 def _steps(defn: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -83,13 +74,20 @@ def test_two_builds_give_byte_identical_json(built: Builds) -> None:
 
 
 def test_the_cached_definition_is_the_built_one_and_is_read_without_the_sdk(built: Builds) -> None:
+    from pipelines.sagemaker import build
+
     assert built.cached == built.cold
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(built.home))
         path = cache_path(TARGET)
+
+        def no_build(target: object) -> dict[str, Any]:
+            raise AssertionError("the cached definition was rebuilt")
+
+        mp.setattr(build, "_build_definition", no_build)  # a file read, not a 5-second SDK build
+        assert definition_dict(TARGET) == built.cold
     assert path.is_file() and path.parent == built.home / "cache"
     assert json.loads(path.read_text()) == built.cold
-    assert built.cached_seconds < 1.0  # a file read, not a 10-second SDK import
 
 
 def test_a_different_target_does_not_hit_the_cache(built: Builds) -> None:
@@ -125,30 +123,41 @@ def test_no_path_of_the_building_machine_leaks_into_the_json(built: Builds) -> N
 # -- the pipeline -------------------------------------------------------------------------------
 
 def test_steps_run_in_the_definition_order(built: Builds) -> None:
-    assert step_names(built.cold) == d.STEP_NAMES
+    assert step_names(built.cold) == d.TABULAR.step_names
     top = [s["Name"] for s in built.cold["Steps"]]
     assert top == ["etl", "preprocess", "tune", "train", "evaluate", "check"]
     check = _steps(built.cold)["check"]["Arguments"]
     # Nothing is registered, baselined or transformed unless the metric passes.
     assert [s["Name"] for s in check["IfSteps"]] == ["register", "baseline", "transform-model", "transform"]
     assert [s["Type"] for s in check["ElseSteps"]] == ["Fail"]
-    assert set(HELPER_STEPS.values()) <= set(d.STEP_NAMES)
+    assert set(HELPER_STEPS.values()) <= set(d.TABULAR.step_names)
 
 
 def test_pipeline_parameters_are_the_definitions(built: Builds) -> None:
     params = {p["Name"]: p for p in built.cold["Parameters"]}
     assert list(params) == [p.name for p in d.PARAMETERS]
     kinds = {"string": "String", "integer": "Integer", "float": "Float"}
+    defaults = d.parameter_defaults(d.TABULAR, "binary")
     for p in d.PARAMETERS:
         assert params[p.name]["Type"] == kinds[p.type]
         if p.name != "InputDataUrl":
-            assert params[p.name]["DefaultValue"] == p.default
+            assert params[p.name]["DefaultValue"] == defaults[p.name]
     assert params["InputDataUrl"]["DefaultValue"] == f"s3://{TARGET.bucket}/raw/"
+    assert params["MetricThreshold"]["DefaultValue"] == 0.75
+
+
+def test_instance_types_of_the_target_are_the_parameter_defaults(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """infra/config.py sets them per stage: they reach the definition as the parameters' defaults."""
+    t = replace(TARGET, processing_instance_type="ml.c5.2xlarge", training_instance_type="ml.m5.4xlarge",
+                transform_instance_type="ml.c5.xlarge")
+    params = {p["Name"]: p["DefaultValue"] for p in build_once(tmp_path_factory, t).cold["Parameters"]}
+    assert (params["ProcessingInstanceType"], params["TrainingInstanceType"], params["TransformInstanceType"]) == (
+        "ml.c5.2xlarge", "ml.m5.4xlarge", "ml.c5.xlarge")
 
 
 def test_tuning_uses_the_shared_search_space_and_budget(built: Builds) -> None:
     tuning = search_ranges(built.cold)
-    space = d.search_space("binary")
+    space = d.TABULAR.search_space("binary")
     ranges = tuning["ranges"]
     flat = {r["Name"]: (kind, r) for kind, rs in ranges.items() for r in rs}
     assert set(flat) == {r.name for r in space.ranges}
@@ -166,7 +175,7 @@ def test_tuning_uses_the_shared_search_space_and_budget(built: Builds) -> None:
 
 
 def test_the_objective_regex_reads_what_train_py_prints(built: Builds) -> None:
-    from metrics import format_metric_lines
+    from tabular.metrics import format_metric_lines
 
     (definition,) = search_ranges(built.cold)["metric_definitions"]
     log = "[round 12] something else\n" + format_metric_lines({"train:auc": 0.99, "validation:auc": 0.912345})
@@ -178,7 +187,7 @@ def test_the_objective_regex_reads_what_train_py_prints(built: Builds) -> None:
 
 def test_train_retrains_the_best_candidate(built: Builds) -> None:
     train = _steps(built.cold)["train"]["Arguments"]
-    for r in d.search_space("binary").ranges:
+    for r in d.TABULAR.search_space("binary").ranges:
         assert _get(train["HyperParameters"][r.name]) == f"Steps.tune.BestTrainingJob.TunedHyperParameters['{r.name}']"
     checkpoint = train["CheckpointConfig"]["S3Uri"]["Std:Join"]["Values"]
     assert {"Get": "Steps.tune.BestTrainingJob.TrainingJobName"} in checkpoint
@@ -187,7 +196,7 @@ def test_train_retrains_the_best_candidate(built: Builds) -> None:
 def test_check_reads_the_metric_evaluate_writes(built: Builds) -> None:
     steps = _steps(built.cold)
     (condition,) = steps["check"]["Arguments"]["Conditions"]
-    path, _, _ = d.EVALUATION_METRIC["binary"]
+    path = d.TABULAR.gate.path("binary")
     got = condition["LeftValue"]["Std:JsonGet"]
     assert got["Path"] == path and condition["Type"] == "GreaterThanOrEqualTo"
     assert _get(condition["RightValue"]) == "Parameters.MetricThreshold"
@@ -203,7 +212,7 @@ def test_check_reads_the_metric_evaluate_writes(built: Builds) -> None:
 
 @pytest.mark.parametrize("problem", ["binary", "multiclass", "regression"])
 def test_the_metric_path_exists_in_what_evaluate_py_reports(problem: str) -> None:
-    from evaluate import evaluation_report
+    from tabular.evaluate import evaluation_report
 
     y = np.array([0, 1, 0, 1, 1, 0, 2, 2] if problem == "multiclass" else [0, 1, 0, 1, 1, 0, 1, 0], dtype=float)
     if problem == "regression":
@@ -213,7 +222,7 @@ def test_the_metric_path_exists_in_what_evaluate_py_reports(problem: str) -> Non
         scores = np.full((len(y), k), 0.1)
         scores[np.arange(len(y)), y.astype(int)] = 0.8
     report: Any = evaluation_report(problem, y, scores, [str(i) for i in range(3)])
-    for key in d.EVALUATION_METRIC[problem][0].split("."):  # type: ignore[index]
+    for key in d.TABULAR.gate.path(problem).split("."):  # type: ignore[arg-type]
         report = report[key]
     assert isinstance(report, float)
 
@@ -250,7 +259,7 @@ def test_scripts_come_from_the_code_package_by_s3_uri(built: Builds) -> None:
         code = [i["S3Input"]["S3Uri"] for i in args["ProcessingInputs"] if i["InputName"] == "code"]
         assert code == [TARGET.code_uri], name
         script = args["AppSpecification"]["ContainerEntrypoint"][-1]
-        assert script == d.step(name).script and (TRAINING_CODE / script).is_file()
+        assert script == d.TABULAR.step(name).script and (TRAINING_CODE / script).is_file()
     for name in ("train",):
         hp = steps[name]["Arguments"]["HyperParameters"]
         assert hp["sagemaker_submit_directory"] == TARGET.code_uri
@@ -260,7 +269,8 @@ def test_scripts_come_from_the_code_package_by_s3_uri(built: Builds) -> None:
     for env in (steps["transform-model"]["Arguments"]["PrimaryContainer"]["Environment"],
                 steps["register"]["Arguments"]["InferenceSpecification"]["Containers"][0]["Environment"]):
         assert env["SAGEMAKER_SUBMIT_DIRECTORY"] == TARGET.code_uri
-        assert "def model_fn(" in (TRAINING_CODE / env["SAGEMAKER_PROGRAM"]).read_text()
+        handlers = importlib.import_module(env["SAGEMAKER_PROGRAM"].removesuffix(".py"))
+        assert all(callable(getattr(handlers, f)) for f in ("model_fn", "input_fn", "predict_fn", "output_fn"))
 
 
 def test_vpc_and_kms_reach_every_job(built: Builds) -> None:
@@ -306,3 +316,19 @@ def test_a_bad_target_names_the_field(field: str, value: str) -> None:
 def test_a_vpc_needs_both_subnets_and_security_groups() -> None:
     with pytest.raises(ValueError, match="security_group_ids"):
         replace(TARGET, security_group_ids=())
+
+
+def test_the_image_workload_runs_on_pytorch_images_without_etl_or_baseline(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    built = build_once(tmp_path_factory, target("image", "binary")).cold
+    steps = _steps(built)
+    assert step_names(built) == d.IMAGE.step_names
+    assert built["PipelineExperimentConfig"] is None or "etl" not in steps
+    tune = steps["tune"]["Arguments"]["TrainingJobDefinition"]
+    assert "pytorch-training" in tune["AlgorithmSpecification"]["TrainingImage"]
+    assert tune["StaticHyperParameters"]["sagemaker_program"] == "image_train.py"
+    assert "pytorch-inference" in steps["transform-model"]["Arguments"]["PrimaryContainer"]["Image"]
+    assert steps["transform"]["Arguments"]["TransformInput"]["ContentType"] == "image/png"
+    assert steps["register"]["Arguments"]["ModelPackageGroupName"] == d.IMAGE.model_name
+    (condition,) = steps["check"]["Arguments"]["Conditions"]
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "binary_classification_metrics.accuracy.value"

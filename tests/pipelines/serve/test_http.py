@@ -11,7 +11,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from pipelines.serving_http import NoDelayH11Protocol, NoDelayHttpToolsProtocol
+from pipelines.serve.http import NoDelayH11Protocol, NoDelayHttpToolsProtocol
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dataset_spec import DEFAULT_SPEC_PATH, DatasetSpec, SpecError, load_spec
+
+from common.dataset_spec import DEFAULT_SPEC_PATH, DatasetSpec, SpecError, load_spec
 
 
 def spec(**changes: Any) -> dict[str, Any]:

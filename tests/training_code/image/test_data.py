@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import image_data
-import image_preprocess
 import numpy as np
 import pytest
-from image_preprocess import CorruptImageError, load_pixels
 from PIL import Image
+
+from image import data as image_data
+from image import preprocess as image_preprocess
+from image.preprocess import CorruptImageError, load_pixels
 
 
 def _png_bytes(root: Path) -> dict[str, bytes]:

@@ -10,14 +10,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import image_data
-import image_preprocess
-import image_train
 import pytest
 import torch
-from image_loader import EVAL_EPOCH, GlobalBatchSampler, ImageFiles, list_labelled
 
-TRAINING_CODE = Path(__file__).resolve().parents[2] / "training_code"
+from image import data as image_data
+from image import preprocess as image_preprocess
+from image import train as image_train
+from image.loader import EVAL_EPOCH, GlobalBatchSampler, ImageFiles, list_labelled
+
+TRAINING_CODE = Path(__file__).resolve().parents[3] / "training_code"
 
 
 @pytest.fixture(scope="module")

@@ -7,22 +7,24 @@ import io
 import json
 from pathlib import Path
 
-import image_data
-import image_evaluate
-import image_export
-import image_hardware
-import image_inference
-import image_preprocess
-import image_train
 import numpy as np
 import pytest
-from image_inference import (
+from PIL import Image
+
+import image_inference  # the entry script: the module SageMaker and Azure ML import
+from image import data as image_data
+from image import evaluate as image_evaluate
+from image import export as image_export
+from image import hardware as image_hardware
+from image import preprocess as image_preprocess
+from image import train as image_train
+from image.inference import (
     CorruptImageError,
     InvalidBatchError,
     UnsupportedAcceptError,
     UnsupportedContentTypeError,
+    serving_file,
 )
-from PIL import Image
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,7 @@ def test_handlers_classify_png_jpeg_and_npy_batches(trained: tuple[Path, Path]) 
     model_dir, test_dir = trained
     model = image_inference.model_fn(str(model_dir))
     meta = json.loads((model_dir / "model_meta.json").read_text())
-    assert model.model_file == image_inference.serving_file(meta, image_hardware.cpu_flags())
+    assert model.model_file == serving_file(meta, image_hardware.cpu_flags())
     seven = np.asarray(Image.open(sorted((test_dir / "7").iterdir())[0]))
 
     for ctype, body in (("image/png", _png(seven)), ("image/jpeg", _png(seven, "JPEG"))):
@@ -108,10 +110,10 @@ def test_handlers_classify_png_jpeg_and_npy_batches(trained: tuple[Path, Path]) 
 
 def test_int8_is_served_only_where_it_is_accurate_and_fast() -> None:
     int8_ok, int8_rejected = {"serving_model": "model_int8.onnx"}, {"serving_model": "model.onnx"}
-    assert image_inference.serving_file(int8_ok, {"avx2", "avx512_vnni"}) == "model_int8.onnx"
-    assert image_inference.serving_file(int8_ok, {"asimd", "asimddp"}) == "model_int8.onnx"  # Graviton
-    assert image_inference.serving_file(int8_ok, {"avx2", "fma"}) == "model.onnx"  # int8 slower here
-    assert image_inference.serving_file(int8_rejected, {"avx512_vnni"}) == "model.onnx"
+    assert serving_file(int8_ok, {"avx2", "avx512_vnni"}) == "model_int8.onnx"
+    assert serving_file(int8_ok, {"asimd", "asimddp"}) == "model_int8.onnx"  # Graviton
+    assert serving_file(int8_ok, {"avx2", "fma"}) == "model.onnx"  # int8 slower here
+    assert serving_file(int8_rejected, {"avx512_vnni"}) == "model.onnx"
 
 
 def test_bad_requests_are_client_errors_that_say_what_is_wrong(trained: tuple[Path, Path]) -> None:

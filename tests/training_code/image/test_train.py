@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import image_data
-import image_hardware
-import image_preprocess
-import image_train
 import pytest
 import torch
+
+from image import data as image_data
+from image import hardware as image_hardware
+from image import preprocess as image_preprocess
+from image import train as image_train
 
 # fp32: `--precision auto` would train in bf16 on CPUs with native bf16 and in fp32 elsewhere, and the
 # figures below would depend on the machine. bf16 and `auto` are tested on their own below.

@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from monitor_capture import CaptureReader, IssueLog
-from monitor_checks import ColumnTally, check_columns
+
+from monitoring.capture import CaptureReader, IssueLog
+from monitoring.checks import ColumnTally, check_columns
 
 FEATURES = ["tenure", "charges", "region"]
 

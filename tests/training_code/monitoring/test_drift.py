@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-import churn_data
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from dataset_spec import DEFAULT_SPEC_PATH, load_spec
-from monitor_checks import FeatureConstraint, check_feature, constraints_json, read_constraints
-from monitor_stats import SPEC_TO_INFERRED, BaselineFeature, FeatureProfile, read_statistics, statistics_json
+
+from common.dataset_spec import DEFAULT_SPEC_PATH, load_spec
+from monitoring.checks import FeatureConstraint, check_feature, constraints_json, read_constraints
+from monitoring.stats import SPEC_TO_INFERRED, BaselineFeature, FeatureProfile, read_statistics, statistics_json
+from tabular import churn_data
 
 SPEC = load_spec(DEFAULT_SPEC_PATH)
 FEATURES = [(c.name, SPEC_TO_INFERRED[c.type]) for c in SPEC.feature_columns]

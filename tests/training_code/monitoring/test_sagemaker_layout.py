@@ -18,12 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import churn_data
-import monitor
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures" / "monitor"
-TRAINING_CODE = Path(monitor.__file__).parent
+from monitoring import job as monitor
+from tabular import churn_data
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "monitor"
+TRAINING_CODE = Path(monitor.__file__).parents[1]
 CHECKS = {"data_type_check", "completeness_check", "baseline_drift_check", "missing_column_check",
           "extra_column_check", "categorical_values_check"}
 

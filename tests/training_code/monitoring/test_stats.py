@@ -7,16 +7,17 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from monitor_checks import (
+from scipy import stats
+
+from monitoring.checks import (
     MonitoringConfig,
     check_feature,
     constraints_json,
     read_constraints,
     suggest_completeness,
 )
-from monitor_sketch import KllSketch, linf_distance, robust
-from monitor_stats import FeatureProfile, read_statistics, statistics_json
-from scipy import stats
+from monitoring.sketch import KllSketch, linf_distance, robust
+from monitoring.stats import FeatureProfile, read_statistics, statistics_json
 
 
 def test_sketch_keeps_ranks_within_half_a_percent_of_exact_in_bounded_memory() -> None:

@@ -20,16 +20,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import churn_data
-import etl
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
-from dataset_spec import load_spec
-from etl_inputs import EtlInputError, LocalFiles, discover
 from pyspark.sql import SparkSession
 
-ROOT = Path(__file__).resolve().parents[2]
+from common.dataset_spec import load_spec
+from spark_etl import job as etl
+from spark_etl.inputs import EtlInputError, LocalFiles, discover
+from tabular import churn_data
+
+ROOT = Path(__file__).resolve().parents[3]
 SPEC = ROOT / "training_code" / "specs" / "churn.json"
 DAY = "2026-07-01"
 

@@ -12,11 +12,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import churn_data
 import numpy as np
 import pandas as pd
-import preprocess
-import train
+
+from tabular import churn_data, preprocess, train
 
 SEED = 7
 CHURN_ROWS = 1200

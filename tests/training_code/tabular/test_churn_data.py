@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import churn_data
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+
+from tabular import churn_data
 
 ROWS = 3000
 

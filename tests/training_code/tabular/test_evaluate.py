@@ -12,9 +12,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import evaluate
 import pandas as pd
 import pytest
+
+from tabular import evaluate
 
 
 def _load_fixtures() -> ModuleType:
@@ -100,9 +101,9 @@ def test_a_model_tar_gz_is_unpacked_to_a_folder_that_goes_with_the_process(
             tar.add(f, arcname=f.name)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    code = ("import sys, model_io; m = model_io.load_model(__import__('pathlib').Path(sys.argv[1])); "
-            "print(m.model.num_boosted_rounds())")
-    proc = subprocess.run([sys.executable, "-c", code, str(artefact)], cwd=Path(evaluate.__file__).parent,
+    code = ("import sys; from tabular import model_io; "
+            "m = model_io.load_model(__import__('pathlib').Path(sys.argv[1])); print(m.model.num_boosted_rounds())")
+    proc = subprocess.run([sys.executable, "-c", code, str(artefact)], cwd=Path(evaluate.__file__).parents[1],
                           capture_output=True, text=True, env={**os.environ, "TMPDIR": str(scratch)}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) > 0

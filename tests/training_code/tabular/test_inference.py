@@ -14,14 +14,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import csv_columns
-import inference
-import input_errors as ie
 import numpy as np
 import pandas as pd
 import pytest
-from model_io import LoadedModel
-from train import load_split
+
+import inference  # the entry script: the module SageMaker and Azure ML import
+from common import input_errors as ie
+from tabular import csv_columns
+from tabular.model_io import LoadedModel
+from tabular.train import load_split
 
 
 def _load_fixtures() -> ModuleType:
@@ -407,7 +408,7 @@ def azure_model_dir(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     root = tmp_path / "azureml-models"
     shutil.copytree(model_dir, root / "churn" / "1" / "model")  # Azure mounts a registered model like this
     monkeypatch.setenv("AZUREML_MODEL_DIR", str(root))
-    monkeypatch.setattr(inference, "_azure_model", None)
+    monkeypatch.setattr(inference.azure, "model", None)
     return root
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import churn_data
 import numpy as np
 import pandas as pd
-import preprocess
 import pytest
-from dataset_spec import DEFAULT_SPEC_PATH, load_spec
-from tabular_transform import TabularTransformer
+
+from common.dataset_spec import DEFAULT_SPEC_PATH, load_spec
+from tabular import churn_data, preprocess
+from tabular.transform import TabularTransformer
 
 
 def _load_fixtures() -> ModuleType:
@@ -285,3 +285,18 @@ def test_a_date_with_a_timezone_offset_among_plain_dates_is_not_a_crash(tmp_path
                             str(out)]) == 0
     report = json.loads((out / "report" / "data_report.json").read_text())
     assert report["feature_types"]["joined_on"] == "date" and report["rows_used"] == 80
+
+
+def test_the_resolved_spec_is_written_for_the_monitoring_baseline(byo_runs: dict[str, Path], tmp_path: Path) -> None:
+    """Bring-your-own data has no spec file: the baseline step reads the one preprocessing resolved."""
+    from common.dataset_spec import load_spec
+    from monitoring import job as monitor
+
+    spec_file = byo_runs["csv"] / "report" / "spec.json"
+    report = json.loads((byo_runs["csv"] / "report" / "data_report.json").read_text())
+    assert json.loads(spec_file.read_text()) == report["spec"]
+    spec = load_spec(spec_file)
+    assert spec.target == "renewed" and spec.problem_type == report["spec"]["problem_type"]
+    assert monitor.main(["baseline", "--input", str(byo_runs["csv"] / "raw_train"), "--spec", str(spec_file),
+                         "--output", str(tmp_path / "baseline")]) == 0
+    assert (tmp_path / "baseline" / "constraints.json").is_file()

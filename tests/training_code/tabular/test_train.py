@@ -13,10 +13,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-import train
-from model_io import load_model
 
 from pipelines.definition import metric_regex
+from tabular import train
+from tabular.model_io import load_model
 
 
 def _load_fixtures() -> ModuleType:

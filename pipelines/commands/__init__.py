@@ -1,1 +1,0 @@
-"""Subcommands of `mlops`. Each module has `register(subparsers)` and imports heavy SDKs lazily."""

@@ -1,0 +1,212 @@
+"""The step contract: what one step of the pipeline is, in terms every target renders.
+
+A step names its entry script (a file at the root of training_code/, run from that folder as the
+containers run it), its arguments with where each value comes from, the folders it reads and writes,
+and the kind of compute it needs; a tuning or training step's metric is its workload's objective
+(Workload.metrics), the line its script prints as `validation:auc=0.91`. The local runner, the SageMaker builder
+and the Azure builder turn this into a run plan, a pipeline definition JSON and a pipeline job; none
+of them writes a step's arguments itself.
+
+Where an argument's value comes from:
+
+    Param("MetricThreshold")   a pipeline parameter, set per execution (parameters.py)
+    Setting("spec")            fixed when the target builds the pipeline (settings.py says what each
+                               target gives; a Setting a target leaves unset drops the argument)
+    Const("baseline")          the same words everywhere
+    InputDir("curated")        the folder of one of the step's inputs
+    OutputDir("evaluation")    the folder of one of the step's outputs
+    OutputsRoot()              the folder holding all of the step's outputs, one subfolder each
+    InputFile("report", "spec.json")   a file inside an input folder
+
+Inputs name their producer: "etl/curated" is the output `curated` of step `etl`; "param:InputDataUrl"
+is a pipeline parameter holding a location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+T = TypeVar("T")
+
+ProblemType = Literal["binary", "multiclass", "regression"]
+PROBLEM_TYPES: tuple[ProblemType, ...] = ("binary", "multiclass", "regression")
+
+# What the step is, as the cloud services know steps: it decides the job type a target creates.
+StepKind = Literal["processing", "tuning", "training", "condition", "register", "transform"]
+# What it runs on: a Spark cluster, the data-processing image (pandas, scikit-learn), the model
+# framework's image (XGBoost, PyTorch), or nothing (the service evaluates it).
+Compute = Literal["spark", "data", "model", "none"]
+HyperparameterSource = Literal["search", "best"]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+
+
+@dataclass(frozen=True)
+class Const:
+    value: str
+
+
+@dataclass(frozen=True)
+class InputDir:
+    name: str
+
+
+@dataclass(frozen=True)
+class InputFile:
+    input: str
+    file: str
+
+
+@dataclass(frozen=True)
+class OutputDir:
+    name: str
+
+
+@dataclass(frozen=True)
+class OutputsRoot:
+    pass
+
+
+Source = Param | Setting | Const | InputDir | InputFile | OutputDir | OutputsRoot
+
+
+@dataclass(frozen=True)
+class Arg:
+    """`flag value` on the command line; a bare word (a subcommand, a switch) when `value` is None.
+
+    Steps without a script (register's approval status) use `flag` as the name of a setting of the
+    job the target creates."""
+
+    flag: str
+    value: Source | None = None
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    source: str  # "<step>/<output>" or "param:<Parameter>"
+
+    @property
+    def producer(self) -> tuple[str, str]:
+        """(step, output), or ("param", name)."""
+        kind, _, rest = self.source.replace("param:", "param/", 1).partition("/")
+        return kind, rest
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    kind: StepKind
+    compute: Compute
+    script: str | None  # entry script at the root of training_code/; None for service-side steps
+    inputs: tuple[Input, ...] = ()
+    outputs: tuple[str, ...] = ()
+    args: tuple[Arg, ...] = ()
+    # "search": the search space's static values and one sample of its ranges (tuning trials);
+    # "best": the static values and the tuning step's best sample (the final training).
+    hyperparameters: HyperparameterSource | None = None
+    description: str = ""
+    # Where the local run skips the step because there is nothing to do (Parquet input needs no ETL),
+    # each output stands for the input named here.
+    passthrough: Mapping[str, str] = field(default_factory=dict)
+
+    def input(self, name: str) -> Input:
+        for i in self.inputs:
+            if i.name == name:
+                return i
+        raise KeyError(f"step {self.name!r} has no input {name!r}")
+
+    def arg_sources(self) -> tuple[Source, ...]:
+        return tuple(a.value for a in self.args if a.value is not None)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: Literal["string", "integer", "float"]
+    default: str | int | float | None  # None: set per workload and problem type (defaults.py)
+    description: str
+
+
+@dataclass(frozen=True)
+class Range:
+    """One hyperparameter range. `name` is the flag the training script takes (`--name value`)."""
+
+    name: str
+    kind: Literal["continuous", "integer", "categorical"]
+    min: float | None = None
+    max: float | None = None
+    scale: Literal["linear", "log"] = "linear"
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str  # as the training script prints it: "validation:auc=0.9123"
+    direction: Literal["maximize", "minimize"]
+
+    @property
+    def regex(self) -> str:
+        """The regex SageMaker reads the metric from the training log with."""
+        return metric_regex(self.metric)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    objective: Objective
+    ranges: tuple[Range, ...]
+    static: Mapping[str, str] = field(default_factory=dict)  # hyperparameters every trial gets
+
+
+def metric_regex(metric: str) -> str:
+    # Scripts print "<channel>:<metric>=<float>" on a line of its own.
+    return rf"{metric}=([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+
+# The file the evaluate scripts write and the quality gate reads, in SageMaker's model-quality layout:
+# one section per problem type.
+EVALUATION_FILE = "evaluation.json"
+EVALUATION_SECTION: dict[ProblemType, str] = {
+    "binary": "binary_classification_metrics",
+    "multiclass": "multiclass_classification_metrics",
+    "regression": "regression_metrics",
+}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The quality gate before registration: one metric of evaluation.json against a threshold."""
+
+    metrics: Mapping[ProblemType, str]  # the metric per problem type the workload has
+    thresholds: Mapping[ProblemType, float]  # the default threshold per problem type
+    op: Literal["gte", "lte"] = "gte"
+
+    def metric(self, problem: ProblemType) -> str:
+        return _lookup(self.metrics, problem)
+
+    def threshold(self, problem: ProblemType) -> float:
+        return _lookup(self.thresholds, problem)
+
+    def path(self, problem: ProblemType) -> str:
+        """The metric's JSON path in evaluation.json."""
+        return f"{EVALUATION_SECTION[problem]}.{self.metric(problem)}.value"
+
+    @property
+    def problem_types(self) -> tuple[ProblemType, ...]:
+        return tuple(self.metrics)
+
+
+def _lookup(table: Mapping[ProblemType, T], problem: ProblemType) -> T:
+    if problem not in table:
+        raise KeyError(f"no quality gate for problem type {problem!r}; one of {', '.join(table)}")
+    return table[problem]

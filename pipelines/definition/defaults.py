@@ -1,0 +1,21 @@
+"""The defaults that depend on more than one declaration: what a target starts from."""
+
+from __future__ import annotations
+
+from pipelines.definition.contract import ProblemType
+from pipelines.definition.parameters import PARAMETERS
+from pipelines.definition.workloads import Workload
+
+
+def parameter_defaults(workload: Workload, problem: ProblemType,
+                       overrides: dict[str, str | int | float] | None = None) -> dict[str, str | int | float]:
+    """Every pipeline parameter's default for this workload and problem type: MetricThreshold is the
+    workload's gate threshold, so a model that passes the gate here passes it on every target."""
+    out: dict[str, str | int | float] = {}
+    for p in PARAMETERS:
+        out[p.name] = workload.gate.threshold(problem) if p.default is None else p.default
+    for name, value in (overrides or {}).items():
+        if name not in out:
+            raise KeyError(f"no pipeline parameter {name!r}; one of {', '.join(out)}")
+        out[name] = value
+    return out

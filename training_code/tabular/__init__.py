@@ -1,0 +1,1 @@
+"""The tabular (XGBoost / scikit-learn) workload behind preprocess.py, train.py, evaluate.py, inference.py."""
