@@ -30,6 +30,7 @@ import re
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +39,14 @@ import yaml
 from pipelines import bundles, paths
 from pipelines.azure.target import AzureTarget
 from pipelines.definition import (
-    Const,
     InputDir,
     InputFile,
-    OutputDir,
     OutputsRoot,
     Param,
     Range,
-    Setting,
-    Source,
     Step,
+    render_args,
+    words,
 )
 
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
@@ -132,36 +131,40 @@ def read_distribution(spec: dict[str, Any]) -> tuple[str, float, float, str]:
 
 # -- commands -----------------------------------------------------------------------------------
 
-def _value(value: Source, settings: dict[str, str | None]) -> str | None:
-    if isinstance(value, Const):
-        return shlex.quote(value.value)
-    if isinstance(value, Setting):
-        v = settings[value.name]
-        return None if v is None else shlex.quote(v)
-    if isinstance(value, Param):
-        return f"${{{{inputs.{value.name}}}}}"
-    if isinstance(value, InputDir):
-        return f"${{{{inputs.{value.name}}}}}"
-    if isinstance(value, InputFile):
-        return f"${{{{inputs.{value.input}}}}}/{value.file}"
-    if isinstance(value, OutputDir):
-        return f"${{{{outputs.{value.name}}}}}"
-    if isinstance(value, OutputsRoot):
+@dataclass(frozen=True)
+class _Command:
+    """An argument value in a node's command (the node's inputs and outputs are bound by Azure)."""
+
+    settings: dict[str, str | None]
+
+    def const(self, value: str) -> str:
+        return shlex.quote(value)
+
+    def setting(self, name: str) -> str | None:
+        value = self.settings[name]
+        return None if value is None else shlex.quote(value)
+
+    def param(self, name: str) -> str:
+        return f"${{{{inputs.{name}}}}}"  # a node input bound to the pipeline input of that name
+
+    def input_dir(self, name: str) -> str:
+        return f"${{{{inputs.{name}}}}}"
+
+    def input_file(self, name: str, file: str) -> str:
+        return f"${{{{inputs.{name}}}}}/{file}"
+
+    def output_dir(self, name: str) -> str:
+        return f"${{{{outputs.{name}}}}}"
+
+    def outputs_root(self) -> str:
         return _SCRATCH
-    raise TypeError(f"unknown argument source {value!r}")
 
 
 def command_line(step: Step, settings: dict[str, str | None], hyperparameters: str = "") -> str:
     """The node's command: the script with its declared arguments (and, for training, its
     hyperparameters), after the check's guard and before copying scratch outputs into place."""
-    words = [f"python {step.script}"] + ([hyperparameters] if hyperparameters else [])
-    for a in step.args:
-        text = None if a.value is None else _value(a.value, settings)
-        if a.value is None:
-            words.append(a.flag)
-        elif text is not None:
-            words += [a.flag, text]
-    command = " ".join(words)
+    head = [f"python {step.script}"] + ([hyperparameters] if hyperparameters else [])
+    command = " ".join([*head, *words(render_args(step.args, _Command(settings)))])
     read = {a.value.name if isinstance(a.value, InputDir) else a.value.input
             for a in step.args if isinstance(a.value, InputDir | InputFile)}
     guards = [f"test -f ${{{{inputs.{i.name}}}}}/check.json" for i in step.inputs

@@ -6,21 +6,18 @@ from dataclasses import dataclass
 
 from pipelines import paths
 from pipelines.definition import (
-    DEFAULT_SEED,
     DEFAULT_SPEC,
     WORKLOADS,
-    ProblemType,
-    SearchSpace,
-    Workload,
+    cloud_settings,
     parameter_defaults,
-    workload,
 )
+from pipelines.definition.choice import WorkloadChoice
 
 DEFAULT_COMPUTE = "cpu-cluster"
 
 
 @dataclass(frozen=True)
-class AzureTarget:
+class AzureTarget(WorkloadChoice):
     compute: str = DEFAULT_COMPUTE
     workload: str = "tabular"
     problem_type: str = "binary"
@@ -33,18 +30,10 @@ class AzureTarget:
     instance_type: str = "Standard_DS3_v2"
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.workload not in WORKLOADS:
-            problems.append(f"workload: one of {', '.join(WORKLOADS)}, got {self.workload!r}")
-        else:
-            w = workload(self.workload)
-            object.__setattr__(self, "model_name", self.model_name or w.model_name)
-            object.__setattr__(self, "experiment", self.experiment or w.pipeline_name)
-            if self.problem_type not in w.problem_types:
-                problems.append(f"problem_type: one of {', '.join(w.problem_types)} for the {w.name} workload, "
-                                f"got {self.problem_type!r}")
-            if w.data_files and not (paths.TRAINING_CODE / self.spec).is_file():
-                problems.append(f"spec: {self.spec!r} is not a file under training_code/")
+        problems = self.choice_problems(paths.TRAINING_CODE)
+        if self.workload in WORKLOADS:  # the workload's names unless given
+            object.__setattr__(self, "model_name", self.model_name or self.work.model_name)
+            object.__setattr__(self, "experiment", self.experiment or self.work.pipeline_name)
         if not self.compute:
             problems.append("compute: the name of a compute cluster is required")
         if "://" not in self.input_data_uri:
@@ -53,33 +42,9 @@ class AzureTarget:
         if problems:
             raise ValueError("invalid AzureTarget:\n  " + "\n  ".join(problems))
 
-    @property
-    def work(self) -> Workload:
-        return workload(self.workload)
-
-    @property
-    def problem(self) -> ProblemType:
-        problem: ProblemType = self.problem_type  # type: ignore[assignment]  # validated above
-        return problem
-
-    @property
-    def search(self) -> SearchSpace:
-        return self.work.search_space(self.problem)
-
     def parameter_defaults(self) -> dict[str, str | int | float]:
         return parameter_defaults(self.work, self.problem)
 
     def settings(self) -> dict[str, str | None]:
-        """The declaration's Settings on Azure ML (pipelines/definition/settings.py)."""
-        gate = self.work.gate
-        return {
-            "spec": self.spec if self.work.data_files else None,
-            "target": None,  # the spec names it
-            "problem_type": self.problem_type,
-            "seed": str(DEFAULT_SEED),
-            "ingestion_date": None,  # the day the job runs, as on Glue
-            "gate_metric": gate.path(self.problem),
-            "gate_op": gate.op,
-            "trial_threads": None,  # each trial has its node to itself
-            "loader_workers": None,
-        }
+        """The declaration's Settings here (pipelines/definition/settings.py)."""
+        return cloud_settings(self.work, self.problem, self.spec)

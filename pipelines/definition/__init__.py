@@ -22,10 +22,14 @@ from pipelines.definition.contract import (
     SearchSpace,
     Setting,
     Source,
+    SourceRenderer,
     Step,
     metric_regex,
+    render,
+    render_args,
+    words,
 )
-from pipelines.definition.defaults import parameter_defaults
+from pipelines.definition.defaults import cloud_settings, parameter_defaults
 from pipelines.definition.parameters import (
     DEFAULT_APPROVAL_STATUS,
     INSTANCE_TYPE_PARAMETER,
@@ -72,10 +76,15 @@ __all__ = [
     "SearchSpace",
     "Setting",
     "Source",
+    "SourceRenderer",
     "Step",
     "Workload",
+    "cloud_settings",
     "metric_regex",
     "parameter",
     "parameter_defaults",
+    "render",
+    "render_args",
+    "words",
     "workload",
 ]

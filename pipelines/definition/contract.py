@@ -24,11 +24,12 @@ is a pipeline parameter holding a location.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 ProblemType = Literal["binary", "multiclass", "regression"]
 PROBLEM_TYPES: tuple[ProblemType, ...] = ("binary", "multiclass", "regression")
@@ -80,6 +81,36 @@ class OutputsRoot:
 Source = Param | Setting | Const | InputDir | InputFile | OutputDir | OutputsRoot
 
 
+class SourceRenderer(Protocol[T_co]):
+    """What a target makes of each kind of argument value (None: the argument is left out). `render`
+    is the one place that tells the kinds apart: a new kind is a type error in every target until
+    each renders it."""
+
+    def const(self, value: str) -> T_co | None: ...
+    def setting(self, name: str) -> T_co | None: ...
+    def param(self, name: str) -> T_co | None: ...
+    def input_dir(self, name: str) -> T_co | None: ...
+    def input_file(self, name: str, file: str) -> T_co | None: ...
+    def output_dir(self, name: str) -> T_co | None: ...
+    def outputs_root(self) -> T_co | None: ...
+
+
+def render(value: Source, r: SourceRenderer[T]) -> T | None:
+    if isinstance(value, Const):
+        return r.const(value.value)
+    if isinstance(value, Setting):
+        return r.setting(value.name)
+    if isinstance(value, Param):
+        return r.param(value.name)
+    if isinstance(value, InputDir):
+        return r.input_dir(value.name)
+    if isinstance(value, InputFile):
+        return r.input_file(value.input, value.file)
+    if isinstance(value, OutputDir):
+        return r.output_dir(value.name)
+    return r.outputs_root()
+
+
 @dataclass(frozen=True)
 class Arg:
     """`flag value` on the command line; a bare word (a subcommand, a switch) when `value` is None.
@@ -89,6 +120,25 @@ class Arg:
 
     flag: str
     value: Source | None = None
+
+
+def render_args(args: Iterable[Arg], r: SourceRenderer[T]) -> list[tuple[str, T | None]]:
+    """(flag, value) of each argument a target passes: value None for a bare word; an argument whose
+    value the target leaves out is not there."""
+    out: list[tuple[str, T | None]] = []
+    for a in args:
+        value = None if a.value is None else render(a.value, r)
+        if a.value is None or value is not None:
+            out.append((a.flag, value))
+    return out
+
+
+def words(pairs: Iterable[tuple[str, T | None]]) -> list[str | T]:
+    """The command line of rendered arguments: `--flag value`, a bare word alone."""
+    out: list[str | T] = []
+    for flag, value in pairs:
+        out += [flag] if value is None else [flag, value]
+    return out
 
 
 @dataclass(frozen=True)

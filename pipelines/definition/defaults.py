@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipelines.definition.contract import ProblemType
 from pipelines.definition.parameters import PARAMETERS
+from pipelines.definition.settings import DEFAULT_SEED, SETTINGS, Values
 from pipelines.definition.workloads import Workload
 
 
@@ -19,3 +20,21 @@ def parameter_defaults(workload: Workload, problem: ProblemType,
             raise KeyError(f"no pipeline parameter {name!r}; one of {', '.join(out)}")
         out[name] = value
     return out
+
+
+def cloud_settings(workload: Workload, problem: ProblemType, spec: str | None) -> Values:
+    """The Settings of a cloud target (SageMaker, Azure ML): they differ only in where the spec
+    file is in their containers."""
+    values: Values = {
+        "spec": spec if workload.data_files else None,
+        "target": None,  # the spec names it
+        "problem_type": problem,
+        "seed": str(DEFAULT_SEED),
+        "ingestion_date": None,  # the day the job runs, as on Glue
+        "gate_metric": workload.gate.path(problem),
+        "gate_op": workload.gate.op,
+        "trial_threads": None,  # each trial has its instance to itself
+        "loader_workers": None,  # the script's default
+    }
+    assert values.keys() == SETTINGS.keys(), "a setting the cloud targets do not give"
+    return values

@@ -21,19 +21,18 @@ Per step:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from pipelines.definition.contract import (
-    Const,
     InputDir,
     InputFile,
     OutputDir,
-    OutputsRoot,
     Param,
     ProblemType,
     Setting,
-    Source,
     Step,
+    render_args,
 )
 from pipelines.definition.settings import SETTINGS
 from pipelines.definition.workloads import Workload
@@ -49,25 +48,35 @@ class StepWiring(TypedDict):
 Wiring = dict[str, StepWiring]
 
 
-def value(v: Source, step: Step, settings: Mapping[str, str | None],
-          params: Mapping[str, Any] | None = None) -> str | None:
-    """The canonical text of one declared argument value; None where it is left out."""
-    if isinstance(v, Const):
-        return f"={v.value}"
-    if isinstance(v, Setting):
-        s = settings[v.name]
-        return None if s is None else f"={s}"
-    if isinstance(v, Param):
-        return f"param:{v.name}" if params is None else f"={params[v.name]}"
-    if isinstance(v, InputDir):
-        return f"in:{step.input(v.name).source}"
-    if isinstance(v, InputFile):
-        return f"in:{step.input(v.input).source}/{v.file}"
-    if isinstance(v, OutputDir):
-        return f"out:{v.name}"
-    if isinstance(v, OutputsRoot):
+@dataclass(frozen=True)
+class _Canonical:
+    """Declared argument values in the canonical form (module docstring)."""
+
+    step: Step
+    settings: Mapping[str, str | None]
+    params: Mapping[str, Any] | None = None  # a target that writes parameters as their values
+
+    def const(self, value: str) -> str:
+        return f"={value}"
+
+    def setting(self, name: str) -> str | None:
+        value = self.settings[name]
+        return None if value is None else f"={value}"
+
+    def param(self, name: str) -> str:
+        return f"param:{name}" if self.params is None else f"={self.params[name]}"
+
+    def input_dir(self, name: str) -> str:
+        return f"in:{self.step.input(name).source}"
+
+    def input_file(self, name: str, file: str) -> str:
+        return f"in:{self.step.input(name).source}/{file}"
+
+    def output_dir(self, name: str) -> str:
+        return f"out:{name}"
+
+    def outputs_root(self) -> str:
         return "out:"
-    raise TypeError(f"unknown argument source {v!r}")
 
 
 def declared(workload: Workload, problem: ProblemType, settings: Mapping[str, str | None],
@@ -78,11 +87,7 @@ def declared(workload: Workload, problem: ProblemType, settings: Mapping[str, st
     search = workload.search_space(problem)
     out: Wiring = {}
     for step in workload.steps:
-        args: dict[str, str] = {}
-        for a in step.args:
-            text = "" if a.value is None else value(a.value, step, settings, params)
-            if text is not None:
-                args[a.flag] = text
+        args = {flag: text or "" for flag, text in render_args(step.args, _Canonical(step, settings, params))}
         if step.hyperparameters:
             args.update({f"--{k}": f"={v}" for k, v in search.static.items()})
             best = step.input("best_hyperparameters").source if step.hyperparameters == "best" else ""

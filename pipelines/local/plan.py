@@ -14,17 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.definition import (
-    Const,
-    InputDir,
-    InputFile,
-    OutputDir,
-    OutputsRoot,
-    Param,
-    Setting,
-    Source,
-    Step,
-)
+from pipelines.definition import InputDir, InputFile, Step, render_args, words
 
 Values = Mapping[str, str | int | float | None]
 
@@ -67,51 +57,53 @@ class Locations:
         return self.output(kind, rest)
 
 
-def _value(value: Source, step: Step, loc: Locations, settings: Values, trial: str | None) -> tuple[str, str] | None:
-    """(real, symbolic) text of one argument value; None where a Setting is unset."""
-    outputs = loc.folder(step.name) / trial if trial else loc.folder(step.name)
-    if isinstance(value, Const):
-        return value.value, value.value
-    if isinstance(value, Setting):
-        v = settings[value.name]
-        return None if v is None else (str(v), f"<setting:{value.name}={v}>")
-    if isinstance(value, Param):
-        p = loc.parameters[value.name]
-        return None if p is None else (str(p), f"<param:{value.name}={p}>")
-    if isinstance(value, InputDir):
-        source = step.input(value.name).source
-        return str(loc.source(source)), f"<in:{source}>"
-    if isinstance(value, InputFile):
-        source = step.input(value.input).source
-        return str(loc.source(source) / value.file), f"<in:{source}/{value.file}>"
-    if isinstance(value, OutputDir):
-        return str(outputs / value.name), f"<out:{value.name}>"
-    if isinstance(value, OutputsRoot):
-        return str(outputs), "<out:>"
-    raise TypeError(f"unknown argument source {value!r}")
+@dataclass(frozen=True)
+class _Local:
+    """An argument value in this run: (real text, symbolic text)."""
+
+    step: Step
+    loc: Locations
+    settings: Values
+    outputs: Path  # the step's folder, or a tuning trial's
+
+    def const(self, value: str) -> tuple[str, str]:
+        return value, value
+
+    def setting(self, name: str) -> tuple[str, str] | None:
+        v = self.settings[name]
+        return None if v is None else (str(v), f"<setting:{name}={v}>")
+
+    def param(self, name: str) -> tuple[str, str] | None:
+        p = self.loc.parameters[name]
+        return None if p is None else (str(p), f"<param:{name}={p}>")
+
+    def input_dir(self, name: str) -> tuple[str, str]:
+        source = self.step.input(name).source
+        return str(self.loc.source(source)), f"<in:{source}>"
+
+    def input_file(self, name: str, file: str) -> tuple[str, str]:
+        source = self.step.input(name).source
+        return str(self.loc.source(source) / file), f"<in:{source}/{file}>"
+
+    def output_dir(self, name: str) -> tuple[str, str]:
+        return str(self.outputs / name), f"<out:{name}>"
+
+    def outputs_root(self) -> tuple[str, str]:
+        return str(self.outputs), "<out:>"
 
 
 def render(step: Step, loc: Locations, settings: Values, trial: str | None = None) -> RenderedStep:
     """The step's command line and folders in this run. `trial` puts a tuning trial's outputs in a
     subfolder of its own."""
-    argv: list[str] = []
-    symbolic: list[str] = []
-    read: list[Path] = []
-    for arg in step.args:
-        if arg.value is None:
-            argv.append(arg.flag)
-            symbolic.append(arg.flag)
-            continue
-        text = _value(arg.value, step, loc, settings, trial)
-        if text is None:
-            continue
-        argv += [arg.flag, text[0]]
-        symbolic += [arg.flag, text[1]]
-        if isinstance(arg.value, InputDir | InputFile):
-            read.append(Path(text[0]))
+    folder = loc.folder(step.name)
+    pairs = render_args(step.args, _Local(step, loc, settings, folder / trial if trial else folder))
+    argv = words((flag, value and value[0]) for flag, value in pairs)
+    symbolic = words((flag, value and value[1]) for flag, value in pairs)
+    reads = {a.flag for a in step.args if isinstance(a.value, InputDir | InputFile)}
+    read = tuple(Path(value[0]) for flag, value in pairs if value and flag in reads)
     inputs = {i.name: loc.source(i.source) for i in step.inputs}
     outputs = {o: loc.output(step.name, o) for o in step.outputs}
-    return RenderedStep(step, loc.folder(step.name), tuple(argv), tuple(symbolic), inputs, outputs, tuple(read))
+    return RenderedStep(step, folder, tuple(map(str, argv)), tuple(map(str, symbolic)), inputs, outputs, read)
 
 
 def hyperparameter_args(params: Mapping[str, object]) -> list[str]:

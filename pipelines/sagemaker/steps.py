@@ -38,6 +38,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,17 +94,16 @@ from pipelines.definition import (
     EVALUATION_FILE,
     INSTANCE_TYPE_PARAMETER,
     PARAMETERS,
-    Const,
     InputDir,
     InputFile,
     OutputDir,
-    OutputsRoot,
-    Param,
     SearchSpace,
-    Setting,
     Source,
     Step,
     metric_regex,
+    render,
+    render_args,
+    words,
 )
 from pipelines.sagemaker.target import CODE_ROOT, SageMakerTarget
 
@@ -230,24 +230,9 @@ class _Builder:
             return built.properties.ModelArtifacts.S3ModelArtifacts
         return built.properties.ProcessingOutputConfig.Outputs[output].S3Output.S3Uri
 
-    def arg(self, value: Source, spark: bool) -> Any:
-        """One processing argument's value in the container."""
-        prefix = "file://" if spark else ""
-        if isinstance(value, Const):
-            return value.value
-        if isinstance(value, Setting):
-            return self.settings[value.name]
-        if isinstance(value, Param):
-            return self.p(value.name)
-        if isinstance(value, InputDir):
-            return f"{prefix}{IN}/{value.name}"
-        if isinstance(value, InputFile):
-            return f"{prefix}{IN}/{value.input}/{value.file}"
-        if isinstance(value, OutputDir):
-            return f"{prefix}{OUT}/{value.name}"
-        if isinstance(value, OutputsRoot):
-            return f"{prefix}{OUT}"
-        raise TypeError(f"unknown argument source {value!r}")
+    def arg(self, value: Source, spark: bool = False) -> Any:
+        """One argument's value in the container."""
+        return render(value, _Container(self, "file://" if spark else ""))
 
     def network(self) -> NetworkConfig:
         return NetworkConfig(
@@ -260,12 +245,8 @@ class _Builder:
     # -- one renderer per kind of step ----------------------------------------------------------
     def processing(self, step: Step) -> ProcessingStep:
         spark = step.compute == "spark"
-        arguments: list[Any] = []
-        for a in step.args:
-            value = None if a.value is None else self.arg(a.value, spark)
-            if a.value is not None and value is None:
-                continue  # a setting SageMaker leaves unset: the script's default applies
-            arguments += [a.flag] if a.value is None else [a.flag, value]
+        # A setting SageMaker leaves unset is left out: the script's default applies.
+        arguments = words(render_args(step.args, _Container(self, "file://" if spark else "")))
         processor = Processor(
             role=self.t.role_arn,
             image_uri=self.images[step.compute],
@@ -294,12 +275,10 @@ class _Builder:
 
     def trainer(self, step: Step, tuned: dict[str, Any]) -> ModelTrainer:
         hyperparameters: dict[str, Any] = dict(self.t.search.static)
-        for a in step.args:  # what is not the container's own folder is a hyperparameter
-            if isinstance(a.value, InputDir | OutputDir):
-                continue
-            value = None if a.value is None else self.arg(a.value, spark=False)
-            if value is not None:
-                hyperparameters[a.flag.removeprefix("--")] = value
+        # What is not the container's own folder is a hyperparameter.
+        rest = [a for a in step.args if not isinstance(a.value, InputDir | OutputDir)]
+        hyperparameters.update({flag.removeprefix("--"): v for flag, v in render_args(rest, _Container(self, ""))
+                                if v is not None})
         hyperparameters.update(
             sagemaker_program=step.script or "",
             sagemaker_submit_directory=self.t.code_uri,
@@ -395,7 +374,7 @@ class _Builder:
             response_types=response_types,
             inference_instances=["ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge"],
             transform_instances=["ml.m5.large", "ml.m5.xlarge"],
-            approval_status=self.arg(_value_of(step, "--approval-status"), spark=False),
+            approval_status=self.arg(_value_of(step, "--approval-status"), ),
             model_metrics=ModelMetrics(model_statistics=MetricsSource(content_type="application/json",
                                                                       s3_uri=evaluation)),
             customer_metadata_properties={"problem_type": self.t.problem_type, "code_uri": self.t.code_uri,
@@ -426,9 +405,9 @@ class _Builder:
 
     def condition(self, step: Step, if_steps: list[Any]) -> ConditionStep:
         producer, output = step.input(_input_of(step, "--evaluation")).source.split("/")
-        path = self.arg(_value_of(step, "--metric"), spark=False)
-        op = self.arg(_value_of(step, "--op"), spark=False)
-        threshold = self.arg(_value_of(step, "--threshold"), spark=False)
+        path = self.arg(_value_of(step, "--metric"), )
+        op = self.arg(_value_of(step, "--op"), )
+        threshold = self.arg(_value_of(step, "--threshold"), )
         metric = JsonGet(step_name=producer, property_file=self.reports[(producer, output)], json_path=path)
         label = str(path).removesuffix(".value").rsplit(".", 1)[-1]
         compare = ConditionGreaterThanOrEqualTo if op == "gte" else ConditionLessThanOrEqualTo
@@ -440,6 +419,35 @@ class _Builder:
         return ConditionStep(name=step.name, description=step.description,
                              conditions=[compare(left=metric, right=threshold)],
                              if_steps=if_steps, else_steps=[failed])
+
+
+@dataclass(frozen=True)
+class _Container:
+    """An argument value in a processing container (a parameter as the pipeline's reference to it)."""
+
+    b: _Builder
+    prefix: str  # "file://" on Spark, whose default file system is the cluster's HDFS
+
+    def const(self, value: str) -> str:
+        return value
+
+    def setting(self, name: str) -> str | None:
+        return self.b.settings[name]
+
+    def param(self, name: str) -> Parameter:
+        return self.b.p(name)
+
+    def input_dir(self, name: str) -> str:
+        return f"{self.prefix}{IN}/{name}"
+
+    def input_file(self, name: str, file: str) -> str:
+        return f"{self.prefix}{IN}/{name}/{file}"
+
+    def output_dir(self, name: str) -> str:
+        return f"{self.prefix}{OUT}/{name}"
+
+    def outputs_root(self) -> str:
+        return f"{self.prefix}{OUT}"
 
 
 class _Tuner(HyperparameterTuner):

@@ -7,16 +7,12 @@ from dataclasses import dataclass
 
 from pipelines import paths
 from pipelines.definition import (
-    DEFAULT_SEED,
     DEFAULT_SPEC,
-    PROBLEM_TYPES,
     WORKLOADS,
-    ProblemType,
-    SearchSpace,
-    Workload,
+    cloud_settings,
     parameter_defaults,
-    workload,
 )
+from pipelines.definition.choice import WorkloadChoice
 from pipelines.definition.parameters import (
     DEFAULT_PROCESSING_INSTANCE,
     DEFAULT_TRAINING_INSTANCE,
@@ -30,7 +26,7 @@ CODE_ROOT = "/opt/ml/code"  # where every job finds the code bundle's files
 
 
 @dataclass(frozen=True)
-class SageMakerTarget:
+class SageMakerTarget(WorkloadChoice):
     """All fields are plain strings so the infra stack can pass placeholders and swap CDK tokens in
     afterwards; they are copied into the JSON untouched."""
 
@@ -56,18 +52,10 @@ class SageMakerTarget:
 
     def __post_init__(self) -> None:
         # Fail before the SDK is even imported, naming the field.
-        problems: list[str] = []
-        if self.workload not in WORKLOADS:
-            problems.append(f"workload: one of {', '.join(WORKLOADS)}, got {self.workload!r}")
-        else:
-            w = workload(self.workload)
-            object.__setattr__(self, "pipeline_name", self.pipeline_name or w.pipeline_name)
-            object.__setattr__(self, "model_package_group", self.model_package_group or w.model_name)
-            if self.problem_type not in w.problem_types:
-                problems.append(f"problem_type: one of {', '.join(w.problem_types)} for the {w.name} workload, "
-                                f"got {self.problem_type!r}")
-            if w.data_files and not (paths.TRAINING_CODE / self.spec).is_file():
-                problems.append(f"spec: {self.spec!r} is not a file under training_code/")
+        problems = self.choice_problems(paths.TRAINING_CODE)
+        if self.workload in WORKLOADS:  # the workload's names unless given
+            object.__setattr__(self, "pipeline_name", self.pipeline_name or self.work.pipeline_name)
+            object.__setattr__(self, "model_package_group", self.model_package_group or self.work.model_name)
         if not self.role_arn.startswith("arn:"):
             problems.append(f"role_arn: expected an IAM role ARN, got {self.role_arn!r}")
         if not self.bucket or "/" in self.bucket or self.bucket.startswith("s3:"):
@@ -79,8 +67,6 @@ class SageMakerTarget:
         for name in ("pipeline_name", "model_package_group"):
             if not _NAME_RE.match(getattr(self, name)):
                 problems.append(f"{name}: letters, digits and hyphens only, got {getattr(self, name)!r}")
-        if self.problem_type not in PROBLEM_TYPES:
-            problems.append(f"problem_type: one of {', '.join(PROBLEM_TYPES)}, got {self.problem_type!r}")
         if bool(self.subnet_ids) != bool(self.security_group_ids):
             problems.append("subnet_ids, security_group_ids: give both (a VPC needs subnets and groups) or neither")
         for name in ("subnet_ids", "security_group_ids"):
@@ -93,20 +79,7 @@ class SageMakerTarget:
                 problems.append(f"{name}: expected a SageMaker instance type such as 'ml.m5.xlarge', "
                                 f"got {getattr(self, name)!r}")
         if problems:
-            raise ValueError("invalid SageMakerTarget:\n  " + "\n  ".join(dict.fromkeys(problems)))
-
-    @property
-    def work(self) -> Workload:
-        return workload(self.workload)
-
-    @property
-    def problem(self) -> ProblemType:
-        problem: ProblemType = self.problem_type  # type: ignore[assignment]  # validated above
-        return problem
-
-    @property
-    def search(self) -> SearchSpace:
-        return self.work.search_space(self.problem)
+            raise ValueError("invalid SageMakerTarget:\n  " + "\n  ".join(problems))
 
     @property
     def pipeline_prefix(self) -> str:
@@ -125,16 +98,5 @@ class SageMakerTarget:
         })
 
     def settings(self) -> dict[str, str | None]:
-        """The declaration's Settings on SageMaker (pipelines/definition/settings.py)."""
-        gate = self.work.gate
-        return {
-            "spec": f"{CODE_ROOT}/{self.spec}" if self.work.data_files else None,
-            "target": None,  # the spec names it
-            "problem_type": self.problem_type,
-            "seed": str(DEFAULT_SEED),
-            "ingestion_date": None,  # the day the job runs, as on Glue
-            "gate_metric": gate.path(self.problem),
-            "gate_op": gate.op,
-            "trial_threads": None,  # each trial has its instance to itself
-            "loader_workers": None,
-        }
+        """The declaration's Settings here (pipelines/definition/settings.py)."""
+        return cloud_settings(self.work, self.problem, f"{CODE_ROOT}/{self.spec}")

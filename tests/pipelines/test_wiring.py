@@ -109,14 +109,12 @@ def test_a_hand_edited_sagemaker_builder_is_caught(monkeypatch: pytest.MonkeyPat
     """The builder writes one argument itself, as sagemaker_steps.py used to: the read-back differs."""
     from pipelines.sagemaker import steps
 
-    real = steps._Builder.arg
+    real = steps._Container.setting
 
-    def by_hand(self: Any, value: d.Source, spark: bool) -> Any:
-        if value == d.Setting("gate_metric"):
-            return "binary_classification_metrics.accuracy.value"
-        return real(self, value, spark)
+    def by_hand(self: Any, name: str) -> Any:
+        return "binary_classification_metrics.accuracy.value" if name == "gate_metric" else real(self, name)
 
-    monkeypatch.setattr(steps._Builder, "arg", by_hand)
+    monkeypatch.setattr(steps._Container, "setting", by_hand)
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
     t = target("tabular", "binary")
     got = sagemaker_wiring(definition_dict(t, use_cache=False))

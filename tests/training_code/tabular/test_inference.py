@@ -4,14 +4,11 @@ handlers for every content type, every bad input as its own 4xx error, Azure's i
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -23,19 +20,7 @@ from common import input_errors as ie
 from tabular import csv_columns
 from tabular.model_io import LoadedModel
 from tabular.train import load_split
-
-
-def _load_fixtures() -> ModuleType:
-    name = "tabular_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-fx = _load_fixtures()
+from tests.training_code.tabular import tabular_fixtures as fx
 
 # Two raw customers, as the source data has them: one about to leave, one staying.
 LEAVING = {

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -16,19 +13,7 @@ import pytest
 from common.dataset_spec import DEFAULT_SPEC_PATH, load_spec
 from tabular import churn_data, preprocess
 from tabular.transform import TabularTransformer
-
-
-def _load_fixtures() -> ModuleType:
-    name = "tabular_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-fx = _load_fixtures()
+from tests.training_code.tabular import tabular_fixtures as fx
 
 
 @pytest.fixture(scope="module")

@@ -4,32 +4,18 @@ resume from a checkpoint, the scikit-learn alternatives, a misspelt hyperparamet
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from pipelines.definition import metric_regex
 from tabular import train
 from tabular.model_io import load_model
+from tests.training_code.tabular import tabular_fixtures as fx
 
-
-def _load_fixtures() -> ModuleType:
-    name = "tabular_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-fx = _load_fixtures()
 METRIC_LINE = re.compile(r"^(train|validation):[a-z0-9_]+=[-+]?\d+\.\d+$")
 # Row and column sampling on, so the resumed run must replay the sampler's random state too.
 SAMPLED = ("--subsample", "0.8", "--colsample_bytree", "0.8", "--eta", "0.05", "--max_depth", "3",
