@@ -34,6 +34,7 @@ from pipelines.definition import (
     DEFAULT_SPEC,
     SETTINGS,
     ProblemType,
+    Setting,
     Step,
     Workload,
     parameter_defaults,
@@ -222,14 +223,16 @@ class LocalRun:
 
     def _key_params(self, r: RenderedStep) -> dict[str, Any]:
         """What, beside code and input contents, decides the step's result: its symbolic command
-        line, the content of any file a setting names (the spec), and for tuning and training the
-        search space and budget."""
+        line, the content of a file its arguments name through a setting (the spec), and for tuning
+        and training the search space and budget."""
         params: dict[str, Any] = {"args": r.symbolic}
-        for value in self.settings().values():
+        settings = self.settings()
+        for arg in r.step.args:
+            value = settings[arg.value.name] if isinstance(arg.value, Setting) else None
             if value and Path(value).is_file():
                 h = hashlib.sha256()
                 hash_paths(h, [Path(value)])
-                params[f"file:{Path(value).name}"] = h.hexdigest()
+                params[f"file:{arg.flag}"] = h.hexdigest()
         if r.step.hyperparameters == "search":
             space = self.workload.search_space(self._problem())
             params.update(trials=self.cfg.trials, parallelism=self.cfg.parallelism, seed=self.cfg.seed,
