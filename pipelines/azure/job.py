@@ -167,8 +167,9 @@ def command_line(step: Step, settings: dict[str, str | None], hyperparameters: s
     command = " ".join([*head, *words(render_args(step.args, _Command(settings)))])
     read = {a.value.name if isinstance(a.value, InputDir) else a.value.input
             for a in step.args if isinstance(a.value, InputDir | InputFile)}
-    guards = [f"test -f ${{{{inputs.{i.name}}}}}/check.json" for i in step.inputs
-              if i.source == "check/check" and i.name not in read]
+    # An input no argument reads is there for its order: the check's verdict, which exists only
+    # once the check has passed.
+    guards = [f"test -f ${{{{inputs.{i.name}}}}}/check.json" for i in step.inputs if i.name not in read]
     if any(isinstance(a.value, OutputsRoot) for a in step.args):
         command += " && " + " && ".join(f"cp -r {_SCRATCH}/{o}/. ${{{{outputs.{o}}}}}/" for o in step.outputs)
     return " && ".join([*guards, command])
@@ -237,8 +238,8 @@ def build_pipeline_job(target: AzureTarget, code: str | None = None) -> Any:
     def bind(step: Step, built: dict[str, Any], params: dict[str, Any]) -> Any:
         kwargs: dict[str, Any] = {}
         for i in step.inputs:
-            producer, _, output = i.source.replace("param:", "param/", 1).partition("/")
-            kwargs[i.name] = params[output] if producer == "param" else built[producer].outputs[output]
+            step_name, output = i.producer
+            kwargs[i.name] = params[output] if step_name == "param" else built[step_name].outputs[output]
         for a in step.args:
             if isinstance(a.value, Param):
                 kwargs[a.value.name] = params[a.value.name]

@@ -122,6 +122,12 @@ class Arg:
     value: Source | None = None
 
 
+def producer(source: str) -> tuple[str, str]:
+    """An input's source as (step, output), or ("param", name) for "param:<name>"."""
+    kind, _, rest = source.replace("param:", "param/", 1).partition("/")
+    return kind, rest
+
+
 def render_args(args: Iterable[Arg], r: SourceRenderer[T]) -> list[tuple[str, T | None]]:
     """(flag, value) of each argument a target passes: value None for a bare word; an argument whose
     value the target leaves out is not there."""
@@ -149,8 +155,7 @@ class Input:
     @property
     def producer(self) -> tuple[str, str]:
         """(step, output), or ("param", name)."""
-        kind, _, rest = self.source.replace("param:", "param/", 1).partition("/")
-        return kind, rest
+        return producer(self.source)
 
 
 @dataclass(frozen=True)
@@ -175,9 +180,6 @@ class Step:
             if i.name == name:
                 return i
         raise KeyError(f"step {self.name!r} has no input {name!r}")
-
-    def arg_sources(self) -> tuple[Source, ...]:
-        return tuple(a.value for a in self.args if a.value is not None)
 
 
 @dataclass(frozen=True)

@@ -34,12 +34,3 @@ DEFAULT_SPEC = "specs/churn.json"  # relative to training_code/, where every tar
 LOCAL_INGESTION_DATE = "2026-01-01"
 
 Values = dict[str, str | None]
-
-
-def check(values: Values) -> Values:
-    """`values` with every setting named (a target forgetting one is a bug, not a default)."""
-    unknown = sorted(set(values) - set(SETTINGS))
-    missing = sorted(set(SETTINGS) - set(values))
-    if unknown or missing:
-        raise KeyError(f"settings: unknown {unknown}, missing {missing}")
-    return values

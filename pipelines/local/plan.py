@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.definition import InputDir, InputFile, Step, render_args, words
+from pipelines.definition import InputDir, InputFile, Step, producer, render_args, words
 
 Values = Mapping[str, str | int | float | None]
 
@@ -51,7 +51,7 @@ class Locations:
         return self.moved.get((step, name), self.folder(step) / name)
 
     def source(self, source: str) -> Path:
-        kind, _, rest = source.replace("param:", "param/", 1).partition("/")
+        kind, rest = producer(source)
         if kind == "param":
             return Path(str(self.parameters[rest]))
         return self.output(kind, rest)

@@ -107,6 +107,8 @@ class LocalRun:
                                 list(self.records.values()))
         self.problem: ProblemType | None = cfg.problem_type
         self.loc = Locations(self.folder, {})
+        self.data_report: dict[str, Any] = {}  # what preprocessing found, once it has run
+        self.version_folder: Path | None = None  # what register.py wrote
 
     # -- what the declaration's Settings and Parameters are here -------------------------------
     def spec(self) -> Path | None:
@@ -165,7 +167,6 @@ class LocalRun:
         self.say(f"run {self.run_id}: {self.folder}")
         raw = data.prepare(self.workload.name, self.cfg.data, self.cfg.rows, self.cfg.seed,
                            self.folder / "data.log", self.say)
-        self.loc.parameters = self.parameters(raw)
         for step in self.workload.steps:
             self._step(step, raw)
         self._publish()
@@ -173,6 +174,7 @@ class LocalRun:
 
     def _step(self, step: Step, raw: Path) -> None:
         rec = self.records[step.name]
+        self.loc.parameters = self.parameters(raw)  # MetricThreshold follows the problem type
         reason = _skip_reason(step, self)
         if reason:
             rec.status, rec.summary = "skipped", reason
@@ -180,7 +182,6 @@ class LocalRun:
             for output, source in step.passthrough.items():
                 self.loc.moved[(step.name, output)] = self.loc.source(step.input(source).source)
             return
-        self.loc.parameters = self.parameters(raw)  # MetricThreshold follows the problem type
         rendered = render(step, self.loc, self.settings())
         start = time.perf_counter()
         try:
@@ -238,7 +239,7 @@ class LocalRun:
             params.update(trials=self.cfg.trials, parallelism=self.cfg.parallelism, seed=self.cfg.seed,
                           space=asdict(space), static=self._static())
         elif r.step.hyperparameters == "best":
-            params["hyperparameters"] = self._best()
+            params["hyperparameters"] = self._best(r.step)
         return params
 
     # -- how each kind of step runs --------------------------------------------------------------
@@ -246,7 +247,7 @@ class LocalRun:
         argv = list(r.argv)
         threads = 1 if r.step.kind == "transform" else None
         if r.step.hyperparameters == "best":
-            argv += hyperparameter_args(self._best())
+            argv += hyperparameter_args(self._best(r.step))
         res = run_script(r.script, argv, r.folder / "log.txt", script_env(threads=threads))
         if r.step.kind == "condition" and res.returncode == EXIT_CHECK_FAILED:
             return res  # judged in _after, from check.json
@@ -278,16 +279,18 @@ class LocalRun:
                           self.cfg.seed, on_trial, self._static())
         complete = [t for t in results if t.state == "complete"]
         pruned = sum(t.state == "pruned" for t in results)
-        best = self._best()
-        value = json.loads((r.outputs["best_hyperparameters"] / "best_hyperparameters.json").read_text())["value"]
-        self.say(f"  best: {' '.join(f'{k}={v}' for k, v in best.items() if k not in self._static())}")
+        best = json.loads((r.outputs["best_hyperparameters"] / "best_hyperparameters.json").read_text())
+        tuned = {k: v for k, v in best["hyperparameters"].items() if k not in self._static()}
+        self.say(f"  best: {' '.join(f'{k}={v}' for k, v in tuned.items())}")
+        value = best["value"]
         return f"{len(complete)} complete, {pruned} pruned; best {objective}={value:.4f}"
 
     def _register(self, r: RenderedStep) -> None:
         rec = self.records[r.step.name]
         shutil.rmtree(r.folder, ignore_errors=True)
         checked(r.step.name, run_script(r.script, list(r.argv), r.folder / "log.txt"))
-        version = registry.register_model(self.workload.model_name, self.run_id, r.outputs["model_version"])
+        self.version_folder = r.outputs["model_version"]
+        version = registry.register_model(self.workload.model_name, self.run_id, self.version_folder)
         rec.status = "done"
         rec.summary = f"{self.workload.model_name} version {version}, {self.loc.parameters['ModelApprovalStatus']}"
         self.result.model_version = version
@@ -297,8 +300,8 @@ class LocalRun:
     def _after(self, r: RenderedStep) -> None:
         data_report = r.outputs["report"] / "data_report.json" if "report" in r.outputs else None
         if data_report is not None and data_report.exists():  # preprocessing has looked at the data
-            report = json.loads(data_report.read_text())
-            found = _json_get(report, self.workload.problem_type_at)
+            self.data_report = json.loads(data_report.read_text())
+            found = _json_get(self.data_report, self.workload.problem_type_at)
             self.problem = found
             self.result.problem_type = found
         if r.step.kind == "tuning" and self.records[r.step.name].status == "done":
@@ -321,16 +324,15 @@ class LocalRun:
                                   "or the search space)")
 
     def _publish(self) -> None:
-        if self.result.model_version is None:
+        if self.result.model_version is None or self.version_folder is None:
             return
-        register = self.workload.step("register")
-        baseline = self.loc.output("baseline", "baseline") if "baseline" in self.workload.step_names else None
-        report_path = self.loc.output("preprocess", "report") / "data_report.json"
-        report = json.loads(report_path.read_text())
+        baseline = next((self.loc.output(s.name, "baseline") for s in self.workload.steps if "baseline" in s.outputs),
+                        None)
         registry.publish_current(
-            self.workload.model_name, self.result.model_version, self.loc.output(register.name, "model_version"),
+            self.workload.model_name, self.result.model_version, self.version_folder,
             baseline, {"run_id": self.run_id, "data": str(self.cfg.data.resolve()) if self.cfg.data else None,
-                       "target": report.get("spec", {}).get("target"), "problem_type": self.result.problem_type,
+                       "target": self.data_report.get("spec", {}).get("target"),
+                       "problem_type": self.result.problem_type,
                        "workload": self.workload.name, "metric": self.result.check.get("metric"),
                        "value": self.result.check.get("value"), "threshold": self.result.check.get("threshold")})
 
@@ -346,10 +348,10 @@ class LocalRun:
             static["algorithm"] = self.cfg.algorithm
         return static
 
-    def _best(self) -> dict[str, Any]:
-        tune = self.workload.step("train").input("best_hyperparameters").source
-        best = json.loads((self.loc.source(tune) / "best_hyperparameters.json").read_text())
-        return dict(best["hyperparameters"])
+    def _best(self, step: Step) -> dict[str, Any]:
+        """The hyperparameters of the tuning step's best trial, which `step` trains with."""
+        folder = self.loc.source(step.input("best_hyperparameters").source)
+        return dict(json.loads((folder / "best_hyperparameters.json").read_text())["hyperparameters"])
 
 
 def _skip_reason(step: Step, run: LocalRun) -> str | None:

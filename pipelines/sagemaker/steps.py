@@ -105,6 +105,7 @@ from pipelines.definition import (
     render_args,
     words,
 )
+from pipelines.definition import producer as parse_source
 from pipelines.sagemaker.target import CODE_ROOT, SageMakerTarget
 
 # Framework images per workload and compute (region-specific ECR URIs come from the SDK's own
@@ -197,7 +198,7 @@ class _Builder:
         self.reports: dict[tuple[str, str], PropertyFile] = {}
         for step in self.w.steps:
             if step.kind == "condition":
-                producer, output = step.input(_input_of(step, "--evaluation")).source.split("/")
+                producer, output = step.input(_input_of(step, "--evaluation")).producer
                 self.reports[(producer, output)] = PropertyFile(
                     name="EvaluationReport", output_name=output, path=EVALUATION_FILE)
 
@@ -220,7 +221,7 @@ class _Builder:
 
     def source(self, source: str) -> Any:
         """Where an input comes from: a parameter, or the producing step's output."""
-        producer, _, output = source.replace("param:", "param/", 1).partition("/")
+        producer, output = parse_source(source)
         if producer == "param":
             return self.p(output)
         built = self.built[producer]
@@ -332,7 +333,7 @@ class _Builder:
 
     def training(self, step: Step) -> TrainingStep:
         search = self.t.search
-        tuning = self.built[step.input("best_hyperparameters").source.split("/")[0]]
+        tuning = self.built[step.input("best_hyperparameters").producer[0]]
         best = tuning.properties.BestTrainingJob
         trainer = self.trainer(step, {r.name: best.TunedHyperParameters[r.name] for r in search.ranges})
         trainer.with_metric_definitions([_metric_definition(m) for m in self.w.metrics(step, self.t.problem)])
@@ -404,7 +405,7 @@ class _Builder:
         return model, TransformStep(name=step.name, step_args=args, cache_config=CACHE, description=step.description)
 
     def condition(self, step: Step, if_steps: list[Any]) -> ConditionStep:
-        producer, output = step.input(_input_of(step, "--evaluation")).source.split("/")
+        producer, output = step.input(_input_of(step, "--evaluation")).producer
         path = self.arg(_value_of(step, "--metric"), )
         op = self.arg(_value_of(step, "--op"), )
         threshold = self.arg(_value_of(step, "--threshold"), )
@@ -486,8 +487,9 @@ def assemble(target: SageMakerTarget) -> Pipeline:
     top: list[Any] = []
     gated: list[Any] = []
     condition: Step | None = None
+    conditions = {s.name for s in b.w.steps if s.kind == "condition"}
     for step in b.w.steps:
-        after_check = any(i.source.split("/")[0] == "check" for i in step.inputs)
+        after_check = any(i.producer[0] in conditions for i in step.inputs)
         if step.kind == "condition":
             condition = step
             continue
