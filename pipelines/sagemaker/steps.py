@@ -145,19 +145,18 @@ IN = "/opt/ml/processing/input"
 OUT = "/opt/ml/processing/output"
 # Unpacks the code bundle and runs "$0" (the script) with "$@" (the step's arguments) from the
 # archive root: the processing equivalent of script mode. The archive's name is whatever code_uri
-# ends in (a CDK asset is named by its hash), hence the glob.
+# ends in (a CDK asset is named by its hash), hence the glob. pip reads an empty or comments-only
+# requirements.txt without touching the network. SageMaker caps each entrypoint string at 256
+# characters (botocore's ContainerEntrypointString; checked at export by pipelines.sagemaker.requests).
 RUNNER = (
-    f"set -eu; mkdir -p {CODE_ROOT}; cd {CODE_ROOT}; "
-    f"for f in {CODE_DIR}/*; do tar -xzf \"$f\"; done; "
-    "if grep -qvE '^[[:space:]]*(#|$)' requirements.txt 2>/dev/null; then "
-    "python3 -m pip install --quiet --disable-pip-version-check -r requirements.txt; fi; "
+    f"set -eu;mkdir -p {CODE_ROOT};cd {CODE_ROOT};for f in {CODE_DIR}/*;do tar -xzf \"$f\";done;"
+    "[ ! -s requirements.txt ]||python3 -m pip install -q --disable-pip-version-check -r requirements.txt;"
     "exec python3 \"$0\" \"$@\""
 )
 # ETL runs on the Spark image through its own launcher (which starts YARN on the instances).
 # The bundle's packages travel to the executors as --py-files.
 SPARK_RUNNER = (
-    f"set -eu; mkdir -p {CODE_ROOT}; cd {CODE_ROOT}; "
-    f"for f in {CODE_DIR}/*; do tar -xzf \"$f\"; done; "
+    f"set -eu;mkdir -p {CODE_ROOT};cd {CODE_ROOT};for f in {CODE_DIR}/*;do tar -xzf \"$f\";done;"
     f"exec smspark-submit --py-files {CODE_ROOT} \"{CODE_ROOT}/$0\" \"$@\""
 )
 # The training container's own folders, which a training script reads from its environment.

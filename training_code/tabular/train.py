@@ -93,8 +93,13 @@ def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
     for name in ("eta", "min_child_weight", "subsample", "colsample_bytree", "reg_lambda"):
         _flag(p, name, type=float, default=getattr(d, name))
     p.add_argument("--c", "--C", dest="c", type=float, default=d.c, help="inverse regularization (linear)")
-    args = p.parse_args(argv)
-    cfg = TrainConfig(**vars(args))
+    # SageMaker's tuning service adds this hyperparameter to every trial it starts (AWS's toolkits
+    # read it to tell a tuning run); the metric this script prints is the one the tuner reads.
+    p.add_argument("--_tuning_objective_metric", dest="tuning_objective_metric", default=None,
+                   help=argparse.SUPPRESS)
+    args = vars(p.parse_args(argv))
+    args.pop("tuning_objective_metric")
+    cfg = TrainConfig(**args)
     _validate(p, cfg)
     return cfg
 
