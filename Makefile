@@ -37,10 +37,13 @@ typecheck: setup
 unit: setup
 	$(BIN)/pytest
 
+# Three workers, a test file each at a time (module fixtures such as an e2e run stay on one worker):
+# much of the suite waits on subprocesses starting (Spark, Java, the toolkits), so on 2 cores three
+# overlap best (measured: 455 s serial, 341 s with two, 313 s with three).
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadfile
 
 synth: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet

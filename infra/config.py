@@ -107,17 +107,24 @@ class StageConfig:
     model_latency_p99_ms: int = 500
     drift_threshold: float = 0.2  # Model Monitor's feature_baseline_drift_* distance
 
-    # Data lake lifecycle
-    raw_infrequent_access_after_days: int = 30
-    raw_archive_after_days: int = 90
+    # Data lake lifecycle. Raw data, which the ETL and the pipeline re-read whole, moves to S3
+    # Intelligent-Tiering (never to an archive class: infra/constructs/data_lake.py); quarantined
+    # rows and captured traffic move to STANDARD_IA after this many days.
+    infrequent_access_after_days: int = 30
     noncurrent_versions_expire_after_days: int = 90
     log_retention_days: int = 30
 
     # CI access: GitHub repository (owner/name) allowed to assume the CI roles; None: no CI stack.
     github_repo: str | None = None
-    # An account holds one GitHub OIDC provider: when dev and prod share an account, create it in
-    # one stage and give the other its ARN here.
+    # An account holds one GitHub OIDC provider (a second create fails with EntityAlreadyExists).
+    # - github_oidc_provider_arn: the account already has one: import it (nothing is created).
+    # - create_github_oidc_provider: true, this stage creates it; false, it imports its account's
+    #   provider by its fixed ARN (arn:<partition>:iam::<account>:oidc-provider/token.actions...).
+    # - neither (the default): the first stage (dev, then prod) of each account creates it and the
+    #   later ones import it (`plan_github_oidc`). Stages without `account` count as one account: set
+    #   `account` on both, or create_github_oidc_provider=true on prod, when prod has its own.
     github_oidc_provider_arn: str | None = None
+    create_github_oidc_provider: bool | None = None
 
     # Optional SageMaker managed MLflow tracking server (None: none).
     mlflow_server_size: MlflowSize | None = None
@@ -203,10 +210,8 @@ class StageConfig:
             fail("canary_wait_s", "SageMaker bakes for 0 to 3600 seconds")
         if not 0 < self.drift_threshold <= 1:
             fail("drift_threshold", "a distribution distance lies in (0, 1]")
-        if self.raw_infrequent_access_after_days < 30:
-            fail("raw_infrequent_access_after_days", "S3 moves objects to STANDARD_IA after 30 days at least")
-        if self.raw_archive_after_days <= self.raw_infrequent_access_after_days:
-            fail("raw_archive_after_days", "must come after raw_infrequent_access_after_days")
+        if self.infrequent_access_after_days < 30:
+            fail("infrequent_access_after_days", "S3 moves objects to STANDARD_IA after 30 days at least")
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             fail("log_retention_days", f"CloudWatch Logs keeps logs for one of {LOG_RETENTION_DAYS} days")
         if self.noncurrent_versions_expire_after_days < 1:
@@ -216,6 +221,14 @@ class StageConfig:
         if self.github_oidc_provider_arn is not None and not _OIDC_PROVIDER_ARN.match(
                 self.github_oidc_provider_arn):
             fail("github_oidc_provider_arn", "must be the ARN of the token.actions.githubusercontent.com provider")
+        if self.github_oidc_provider_arn is not None and self.account is not None and \
+                f":iam::{self.account}:" not in self.github_oidc_provider_arn:
+            fail("github_oidc_provider_arn", f"a role trusts a provider of its own account ({self.account}) only")
+        if self.github_oidc_provider_arn is not None and self.create_github_oidc_provider:
+            fail("create_github_oidc_provider", "give github_oidc_provider_arn (import) or create it, not both")
+        for name in ("github_oidc_provider_arn", "create_github_oidc_provider"):
+            if getattr(self, name) is not None and self.github_repo is None:
+                fail(name, "has no effect without github_repo (no CI access stack)")
         if self.model_package_arn is not None and not _MODEL_PACKAGE_ARN.match(self.model_package_arn):
             fail("model_package_arn", "must be arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>")
         if self.mlflow_server_size is not None and self.mlflow_server_size not in typing.get_args(MlflowSize):
@@ -252,6 +265,14 @@ STAGE_DEFAULTS: dict[Stage, dict[str, Any]] = {
 }
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(StageConfig))
+# Fields that existed once: a context that still sets one fails with what to do instead.
+REMOVED_FIELDS: dict[str, str] = {
+    "raw_archive_after_days": "raw data is never archived any more: the ETL and the pipeline re-read all of it, "
+                              "and an archived object fails their reads (InvalidObjectState); it moves to S3 "
+                              "Intelligent-Tiering, whose tiers are all read at once",
+    "raw_infrequent_access_after_days": "renamed infrequent_access_after_days (quarantine and data capture); raw "
+                                        "data moves to S3 Intelligent-Tiering",
+}
 
 
 def stage_config(stage: str, overrides: Mapping[str, Any] | None = None) -> StageConfig:
@@ -259,6 +280,8 @@ def stage_config(stage: str, overrides: Mapping[str, Any] | None = None) -> Stag
     if stage not in STAGES:
         raise ConfigError(f"stage: {stage!r} is not one of {STAGES}")
     values: dict[str, Any] = {**STAGE_DEFAULTS[stage], **dict(overrides or {})}
+    for name in sorted(set(values) & set(REMOVED_FIELDS)):
+        raise ConfigError(f"{stage}.{name}: no longer a field: {REMOVED_FIELDS[name]}")
     unknown = sorted(set(values) - set(FIELD_NAMES))
     if unknown:
         hints = [_hint(k, FIELD_NAMES) for k in unknown]
@@ -294,7 +317,39 @@ def from_context(context: Mapping[str, Any]) -> dict[Stage, StageConfig]:
         if arn and "model_package_arn" not in overrides:
             overrides = {**overrides, "model_package_arn": arn}
         configs[stage] = stage_config(stage, overrides)
-    return configs
+    return plan_github_oidc(configs)
+
+
+def plan_github_oidc(configs: Mapping[Stage, StageConfig]) -> dict[Stage, StageConfig]:
+    """The stages with CI access, each told whether it creates the GitHub OIDC provider.
+
+    An account holds one provider for token.actions.githubusercontent.com: the first stage of each
+    account (dev before prod) creates it unless told otherwise, and the later ones import it. Stages
+    whose account is unknown at synth (None, environment-agnostic) are taken to share one account:
+    importing a provider that another stage creates never fails a deployment, creating a second one
+    does. Two stages that would create one in the same known account fail here, naming both.
+    """
+    planned: dict[Stage, StageConfig] = dict(configs)
+    first: dict[str | None, tuple[Stage, bool]] = {}  # account -> (first stage with CI, does it create?)
+    for stage in STAGES:
+        c = configs[stage]
+        if c.github_repo is None:
+            continue
+        earlier = first.get(c.account)
+        if c.github_oidc_provider_arn is not None:
+            create = False
+        elif c.create_github_oidc_provider is not None:
+            create = c.create_github_oidc_provider
+        else:
+            create = earlier is None
+        if create and earlier is not None and c.account is not None:
+            what = "creates" if earlier[1] else "imports an existing"
+            raise ConfigError(
+                f"{stage}.create_github_oidc_provider: {earlier[0]} already {what} the GitHub OIDC provider of account "
+                f"{c.account}, which holds one: leave it unset or false here (this stage then imports it)")
+        first.setdefault(c.account, (stage, create))
+        planned[stage] = dataclasses.replace(c, create_github_oidc_provider=create)
+    return planned
 
 
 def _as_mapping(key: str, raw: Any) -> dict[str, Any]:

@@ -89,8 +89,7 @@ class DataLakeStack(_StageStack):
         self.lake = DataLake(
             self, "DataLake", removal_policy=self.removal_policy,
             database_name=f"mlops_{config.stage}_lake",
-            raw_infrequent_access_after_days=config.raw_infrequent_access_after_days,
-            raw_archive_after_days=config.raw_archive_after_days,
+            infrequent_access_after_days=config.infrequent_access_after_days,
             noncurrent_days=config.noncurrent_versions_expire_after_days,
             access_log_days=max(config.log_retention_days, 90),
         )
@@ -151,7 +150,7 @@ class ServingStack(_StageStack):
             canary_wait_s=config.canary_wait_s,
             error_5xx_threshold=config.error_5xx_threshold,
             latency_p99_ms=config.model_latency_p99_ms,
-            key=lake.key, artifacts=lake.artifacts, code=ml.code,
+            key=lake.key, artifacts=lake.artifacts, code=ml.code, images=ml.serving_images,
             vpc=net.vpc, subnets=net.workload_subnets, security_group=net.workload_sg,
             log_retention=self.log_retention, removal_policy=self.removal_policy,
         )
@@ -175,8 +174,12 @@ class CiAccessStack(_StageStack):
     def __init__(self, scope: Construct, config: StageConfig, *, github_repo: str, data: DataLakeStack,
                  pipeline: MlPipelineStack) -> None:
         super().__init__(scope, config, "ci-access", "GitHub OIDC provider and CI roles")
+        if config.create_github_oidc_provider is None:  # which stage creates the account's one provider
+            raise ValueError(f"{config.stage}: create_github_oidc_provider is undecided: build the configs "
+                             "with infra.config.from_context (or plan_github_oidc)")
         self.ci = CiAccess(
             self, "Ci", github_repo=github_repo, provider_arn=config.github_oidc_provider_arn,
+            create_provider=config.create_github_oidc_provider,
             artifacts=data.lake.artifacts, pipeline_name=config.pipeline_name,
             pipeline_role_arn=pipeline.ml.role.role_arn, stack_name_prefix=config.prefix,
         )

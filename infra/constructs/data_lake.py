@@ -24,8 +24,9 @@ ETL_REPORTS_PREFIX = "etl/reports/"
 class DataLake(Construct):
     """Raw, curated, quarantine and artefacts zones, encrypted with one rotating customer key.
 
-    Raw data moves to infrequent access, then to archive storage; every zone keeps old object
-    versions for `noncurrent_days` and then expires them.
+    Raw data moves to S3 Intelligent-Tiering, quarantined rows and captured traffic to infrequent
+    access; nothing that a job reads is ever archived. Every zone keeps old object versions for
+    `noncurrent_days` and then expires them.
     """
 
     def __init__(
@@ -35,8 +36,7 @@ class DataLake(Construct):
         *,
         removal_policy: RemovalPolicy,
         database_name: str,
-        raw_infrequent_access_after_days: int,
-        raw_archive_after_days: int,
+        infrequent_access_after_days: int,
         noncurrent_days: int,
         access_log_days: int,
     ) -> None:
@@ -81,17 +81,21 @@ class DataLake(Construct):
                 lifecycle_rules=(expire_old_versions, *rules), event_bridge=event_bridge,
             )
 
-        # Raw objects landing here start the ETL (through EventBridge), then age into cheaper storage.
+        # Raw objects landing here start the ETL (through EventBridge). Every ETL run (--raw_path) and
+        # every pipeline run (InputDataUrl) reads the whole zone again, so no raw object may go to an
+        # archive class (GLACIER, DEEP_ARCHIVE, or Intelligent-Tiering's opt-in archive tiers): reading
+        # it would fail with InvalidObjectState until someone restored it. Narrowing the readers to
+        # recent prefixes instead would change what the model learns from. Intelligent-Tiering without
+        # archive configurations moves each object between tiers that are all read at once, by that
+        # object's own accesses, with no retrieval fee: cheaper than STANDARD_IA for data that is read
+        # again and again (IA bills every read), and as cheap once nobody reads it any more.
+        # tests/infra/test_infra_role_actions.py fails when a prefix some role reads gets archived.
         self.raw = zone(
             "Raw",
             s3.LifecycleRule(
-                id="raw-to-infrequent-access-then-archive",
-                transitions=[
-                    s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                                  transition_after=Duration.days(raw_infrequent_access_after_days)),
-                    s3.Transition(storage_class=s3.StorageClass.GLACIER,
-                                  transition_after=Duration.days(raw_archive_after_days)),
-                ],
+                id="raw-to-intelligent-tiering",
+                transitions=[s3.Transition(storage_class=s3.StorageClass.INTELLIGENT_TIERING,
+                                           transition_after=Duration.days(0))],
             ),
             event_bridge=True,
         )
@@ -101,7 +105,7 @@ class DataLake(Construct):
             s3.LifecycleRule(
                 id="quarantine-to-infrequent-access",
                 transitions=[s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                                           transition_after=Duration.days(raw_infrequent_access_after_days))],
+                                           transition_after=Duration.days(infrequent_access_after_days))],
             ),
         )
         self.artifacts = zone(
@@ -110,7 +114,7 @@ class DataLake(Construct):
                 id="datacapture-to-infrequent-access",
                 prefix=CAPTURE_PREFIX,
                 transitions=[s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                                           transition_after=Duration.days(raw_infrequent_access_after_days))],
+                                           transition_after=Duration.days(infrequent_access_after_days))],
             ),
         )
 
@@ -137,6 +141,18 @@ class DataLake(Construct):
     def zones(self) -> dict[str, s3.Bucket]:
         return {"raw": self.raw, "curated": self.curated, "quarantine": self.quarantine,
                 "artifacts": self.artifacts}
+
+
+def grant_volume_encryption(key: kms.IKey, role: iam.IRole) -> None:
+    """`role` creates SageMaker jobs or endpoint configs whose volumes `key` encrypts (VolumeKmsKeyId,
+    an endpoint config's KmsKeyId): SageMaker then creates a KMS grant for the instances with the
+    caller's rights, and describes the key first. The grant may only be for an AWS resource."""
+    role.add_to_principal_policy(iam.PolicyStatement(
+        sid="GrantTheKeyToVolumes", actions=["kms:CreateGrant"], resources=[key.key_arn],
+        conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    ))
+    role.add_to_principal_policy(iam.PolicyStatement(sid="DescribeTheKey", actions=["kms:DescribeKey"],
+                                                     resources=[key.key_arn]))
 
 
 def s3_uri(bucket: s3.IBucket, prefix: str = "") -> str:

@@ -26,7 +26,8 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.constructs.data_lake import s3_uri
+from infra.constructs.data_lake import grant_volume_encryption, s3_uri
+from infra.constructs.ecr import grant_pull, repository_arn
 from infra.constructs.network import grant_vpc_access
 from infra.constructs.rule_targets import pipeline_starter_role, start_pipeline_rule
 from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects
@@ -80,6 +81,21 @@ def image_repositories(definition: Any) -> set[tuple[str, str, str]]:
     elif isinstance(definition, list):
         for v in definition:
             found |= image_repositories(v)
+    return found
+
+
+def serving_image_repositories(definition: Any) -> set[tuple[str, str, str]]:
+    """(account, region, repository) of the images of the model packages the definition registers:
+    what an endpoint serving one of its versions pulls."""
+    found: set[tuple[str, str, str]] = set()
+    if isinstance(definition, dict):
+        if "InferenceSpecification" in definition:
+            found |= image_repositories(definition["InferenceSpecification"])
+        for v in definition.values():
+            found |= serving_image_repositories(v)
+    elif isinstance(definition, list):
+        for v in definition:
+            found |= serving_image_repositories(v)
     return found
 
 
@@ -174,6 +190,7 @@ class MlPipeline(Construct):
             processing_instance_type=processing_instance_type, training_instance_type=training_instance_type,
         )
         self.images = sorted(image_repositories(definition))
+        self.serving_images = sorted(serving_image_repositories(definition))
         tokens = {
             PLACEHOLDERS["role"]: self.role.role_arn,
             PLACEHOLDERS["bucket"]: artifacts.bucket_name,
@@ -239,6 +256,7 @@ class MlPipeline(Construct):
         curated.grant_read(role)
         self.code.bucket.grant_read(role, self.code.s3_object_key)  # this object, not the assets bucket
         key.grant_encrypt_decrypt(role)
+        grant_volume_encryption(key, role)  # every job's VolumeKmsKeyId
 
         def arns(*resources: str) -> list[str]:
             return [stack.format_arn(service="sagemaker", resource=r, resource_name="*") for r in resources]
@@ -276,16 +294,7 @@ class MlPipeline(Construct):
             sid="JobMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
             conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
         ))
-        if self.images:
-            role.add_to_policy(iam.PolicyStatement(
-                sid="PullTheDefinitionsImages",
-                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                resources=[f"arn:{Aws.PARTITION}:ecr:{region}:{account}:repository/{repo}"
-                           for account, region, repo in self.images],
-            ))
-            role.add_to_policy(iam.PolicyStatement(
-                sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"],
-            ))
+        grant_pull(role, [repository_arn(*image) for image in self.images], sid="PullTheDefinitionsImages")
         grant_vpc_access(role, vpc)
         acknowledge(
             role, "AwsSolutions-IAM5",

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
@@ -28,7 +29,8 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.constructs.data_lake import CAPTURE_PREFIX, s3_uri
+from infra.constructs.data_lake import CAPTURE_PREFIX, grant_volume_encryption, s3_uri
+from infra.constructs.ecr import grant_pull, repository_arn
 from infra.constructs.network import grant_vpc_access
 from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects
 
@@ -61,6 +63,7 @@ class Serving(Construct):
         key: kms.IKey,
         artifacts: s3.IBucket,
         code: s3_assets.Asset,
+        images: Sequence[tuple[str, str, str]],
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         security_group: ec2.ISecurityGroup,
@@ -73,8 +76,11 @@ class Serving(Construct):
         self.capture_uri = s3_uri(artifacts, CAPTURE_PREFIX)
 
         # -- the role the endpoint's containers run as (also used by the deployer's new models) ------
+        # `images`: (account, region, repository) of the serving images of the model packages the
+        # pipeline registers; SageMaker pulls them with this role, AWS-owned as they are.
         self.model_role = iam.Role(self, "ModelRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                                   description="The endpoint's containers: model artefacts, code, capture")
+                                   description="The endpoint's containers: image, model artefacts, code, capture")
+        grant_pull(self.model_role, [repository_arn(*image) for image in images], sid="PullTheServingImage")
         artifacts.grant_read(self.model_role)  # model.tar.gz and code the pipeline wrote
         artifacts.grant_put(self.model_role, f"{CAPTURE_PREFIX}*")
         code.bucket.grant_read(self.model_role, code.s3_object_key)  # sourcedir.tar.gz of the pipeline stack
@@ -84,12 +90,18 @@ class Serving(Construct):
             actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
             resources=[f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/*"],
         ))
+        # Among CreateModel's documented execution-role permissions: the instances' metrics.
+        self.model_role.add_to_policy(iam.PolicyStatement(
+            sid="EndpointMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/Endpoints*"]}},
+        ))
         grant_vpc_access(self.model_role, vpc)
         acknowledge(
             self.model_role, "AwsSolutions-IAM5",
             "Reads model artefacts anywhere in this stage's artefacts bucket (their keys are generated per "
             "pipeline execution), writes capture files under datacapture/, logs to its endpoint's log "
-            "groups; VPC network-interface actions take no narrower resource and are bound to this VPC.",
+            "groups; ECR login, CloudWatch metrics (namespace-bound) and VPC network-interface actions "
+            "(bound to this VPC) take no narrower resource.",
             findings=[*GRANT_ACTIONS, bucket_objects("Artifacts"), bucket_objects("Artifacts", prefix=CAPTURE_PREFIX),
                       r"Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/Endpoints/\*",
                       r"Resource::\*"],
@@ -267,7 +279,7 @@ class Serving(Construct):
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ))
         # SageMaker creates grants on the key for the capture and the endpoint volumes of a new config.
-        key.grant(role, "kms:CreateGrant", "kms:DescribeKey")
+        grant_volume_encryption(key, role)
         acknowledge(
             role, "AwsSolutions-IAM5",
             "New models and endpoint configs are named <endpoint>-v<version>-<time>; the current config and "

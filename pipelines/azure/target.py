@@ -20,7 +20,7 @@ DEFAULT_COMPUTE = "cpu-cluster"
 class AzureTarget(WorkloadChoice):
     compute: str = DEFAULT_COMPUTE
     workload: str = "tabular"
-    problem_type: str = "binary"
+    problem_type: str = ""  # "": the workload's default (pipelines/definition/workloads.py)
     spec: str = DEFAULT_SPEC  # relative to training_code/: the code folder is the job's working directory
     model_name: str = ""  # "": the workload's
     experiment: str = ""  # "": the workload's pipeline name

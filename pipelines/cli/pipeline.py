@@ -6,6 +6,7 @@
     mlops pipeline export --target azure   Azure ML pipeline job YAML (load_job reads it back)
     mlops pipeline export --target sagemaker   the SageMaker definition JSON
     mlops pipeline submit --target azure   submit the Azure ML pipeline job with MLClient
+    mlops pipeline run-local --target sagemaker   run the SageMaker definition JSON here: no Docker, no AWS
 
 Settings come from flags, else environment variables (named in --help), so CI can export them
 once. Whatever is missing or malformed is reported, naming the flag, before any call is made.
@@ -14,6 +15,7 @@ once. Whatever is missing or malformed is reported, naming the flag, before any 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 
 from pipelines.azure.target import DEFAULT_COMPUTE  # no azure-ai-ml: a plain dataclass
 from pipelines.definition import DEFAULT_SPEC, PARAMETER_NAMES, PROBLEM_TYPES, WORKLOADS
+from pipelines.definition.parameters import parameter
 
 _ENV = {
     "bucket": "MLOPS_ARTIFACT_BUCKET",
@@ -46,7 +49,9 @@ def _env(name: str, default: str | None = None) -> str | None:
 
 def _workload_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workload", choices=tuple(WORKLOADS), default="tabular", help="which pipeline (default tabular)")
-    p.add_argument("--problem-type", default="binary", choices=PROBLEM_TYPES)
+    p.add_argument("--problem-type", default="", choices=("", *PROBLEM_TYPES),
+                   help="default: the workload's (" + ", ".join(f"{w.name}: {w.default_problem}"
+                                                               for w in WORKLOADS.values()) + ")")
 
 
 def _aws_options(p: argparse.ArgumentParser, *, target: bool) -> None:
@@ -139,6 +144,23 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--compute", default=DEFAULT_COMPUTE, help=f"compute cluster name ({DEFAULT_COMPUTE})")
     submit.add_argument("--experiment", default="", help="experiment name (default: the workload's pipeline name)")
     _workload_options(submit)
+
+    local = actions.add_parser(
+        "run-local", help="run the SageMaker pipeline definition JSON here, step by step (no Docker, no AWS)",
+        description="Build the SageMaker definition exactly as `deploy` would and run that JSON here: processing "
+                    "containers as local processes under a temporary /opt/ml, training with AWS's sagemaker-training "
+                    "toolkit, S3 as a folder with S3's prefix semantics. Settings as for `deploy`; a missing bucket "
+                    "or role gets a local placeholder.")
+    local.add_argument("--target", choices=("sagemaker",), default="sagemaker")
+    _aws_options(local, target=True)
+    local.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                       help=f"pipeline parameter for this execution; one of {', '.join(PARAMETER_NAMES)}")
+    local.add_argument("--data", type=Path, help="file or folder uploaded to InputDataUrl (default: generated data)")
+    local.add_argument("--rows", type=int, default=100_000, help="rows of generated data (default 100000)")
+    local.add_argument("--seed", type=int, default=42, help="seed of generated data (default 42)")
+    local.add_argument("--max-trials", type=int, help="cap on the tuning trials (a local override; the "
+                                                      "definition's budget is the TuningMaxTrials parameter)")
+    local.add_argument("--run-id", help="name of the run folder under .mlops/sagemaker-runs/ (default: a timestamp)")
 
     parser.set_defaults(func=handle)
 
@@ -288,6 +310,63 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
+_LOCAL_BUCKET = "mlops-local-artefacts"
+_LOCAL_ROLE = "arn:aws:iam::000000000000:role/mlops-local-pipeline"
+
+
+def _run_local(args: argparse.Namespace, parameters: dict[str, str]) -> int:
+    if args.rows < 100 or (args.max_trials is not None and args.max_trials < 1):
+        raise ConfigError("--rows must be at least 100 and --max-trials at least 1")
+    if args.data is not None and not args.data.exists():
+        raise ConfigError(f"--data {args.data}: no such file or folder")
+    casts = {"integer": int, "float": float, "string": str}
+    for name, value in parameters.items():  # typed here too, before anything is built
+        try:
+            casts[parameter(name).type](value)
+        except ValueError:
+            raise ConfigError(f"--param {name}: expected {parameter(name).type}, got {value!r}") from None
+    args.bucket = args.bucket or _LOCAL_BUCKET  # nothing calls AWS: placeholders do
+    args.role_arn = args.role_arn or _LOCAL_ROLE
+    _target(args, "s3://placeholder/check-settings-first.tar.gz")
+    from datetime import UTC, datetime
+
+    from pipelines import bundles, paths
+
+    folder = paths.home() / "sagemaker-runs" / (args.run_id or datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))
+    if folder.exists():  # its S3 folder would mix an earlier execution's objects into this one's inputs
+        raise ConfigError(f"--run-id: {folder} exists already; pick another run id")
+    from pipelines.definition import workload
+    from pipelines.local.data import prepare
+    from pipelines.sagemaker import definition_dict
+    from pipelines.sagemaker.runtime.executor import EXIT_FAIL_STEP, Executor, print_summary, upload_data
+    from pipelines.sagemaker.runtime.s3 import LocalS3
+
+    s3 = LocalS3(folder / "s3")
+    # The code as CI uploads it (pipelines.sagemaker.api.upload_code): the bundle under its content hash.
+    tarball = bundles.tarball(workload(args.workload), folder / "code")
+    target = _target(args, f"s3://{args.bucket}/{bundles.code_key(tarball)}")
+    s3.put_file(target.code_uri, tarball)
+    print("building the pipeline definition ...", flush=True)
+    definition = definition_dict(target)
+    (folder / "definition.json").write_text(json.dumps(definition, indent=2, sort_keys=True))
+    try:
+        executor = Executor(definition, s3, folder, parameters=parameters, pipeline_name=target.pipeline_name,
+                            region=target.region, max_trials=args.max_trials)
+    except ValueError as e:  # a parameter the definition cannot take, or a definition that cannot run
+        raise ConfigError(str(e)) from e
+    input_uri = executor.scope.parameters.get("InputDataUrl")
+    if input_uri:
+        data = prepare(args.workload, args.data, args.rows, args.seed, folder / "data.log", print)
+        uploaded = upload_data(s3, data, str(input_uri))
+        print(f"data: {len(uploaded)} file(s) from {data} to {input_uri}")
+    result = executor.run()
+    print_summary(result)
+    if result.status == "Succeeded":
+        return 0
+    print(f"\nmlops pipeline run-local: {result.failure}", file=sys.stderr)
+    return EXIT_FAIL_STEP if result.failed_by_fail_step else 1
+
+
 def handle(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -302,6 +381,8 @@ def handle(args: argparse.Namespace) -> int:
         if args.action == "submit":
             return _submit(args)
         parameters = _parameters(getattr(args, "param", []))
+        if args.action == "run-local":
+            return _run_local(args, parameters)
         if args.action in ("deploy", "upsert"):
             code_uri = getattr(args, "code_uri", None)
             if code_uri:

@@ -34,6 +34,7 @@ from pipelines.definition.defaults import cloud_settings, parameter_defaults
 from pipelines.definition.parameters import (
     DEFAULT_APPROVAL_STATUS,
     INSTANCE_TYPE_PARAMETER,
+    MAX_TRAINING_INSTANCES,
     PARAMETER_NAMES,
     PARAMETERS,
     parameter,
@@ -53,6 +54,7 @@ __all__ = [
     "EVALUATION_SECTION",
     "IMAGE",
     "INSTANCE_TYPE_PARAMETER",
+    "MAX_TRAINING_INSTANCES",
     "MODEL_PACKAGE_GROUP",
     "PARAMETERS",
     "PARAMETER_NAMES",

@@ -12,7 +12,7 @@ class WorkloadChoice:
     """Mixed into the targets' frozen dataclasses, which declare the three fields."""
 
     workload: str
-    problem_type: str
+    problem_type: str  # "": the workload's default_problem
     spec: str  # relative to training_code/, where every target finds it
 
     def choice_problems(self, training_code: Path) -> list[str]:
@@ -20,6 +20,8 @@ class WorkloadChoice:
         if self.workload not in WORKLOADS:
             return [f"workload: one of {', '.join(WORKLOADS)}, got {self.workload!r}"]
         w = workload(self.workload)
+        if not self.problem_type:  # filled once, while the frozen target is being built
+            object.__setattr__(self, "problem_type", w.default_problem)
         problems = []
         if self.problem_type not in w.problem_types:
             problems.append(f"problem_type: one of {', '.join(w.problem_types)} for the {w.name} workload, "

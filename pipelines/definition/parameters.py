@@ -11,13 +11,18 @@ DEFAULT_PROCESSING_INSTANCE = "ml.m5.xlarge"
 DEFAULT_TRAINING_INSTANCE = "ml.m5.xlarge"
 DEFAULT_TRANSFORM_INSTANCE = "ml.m5.large"
 DEFAULT_APPROVAL_STATUS = "PendingManualApproval"
+# The most instances one training job may use: the tabular train split comes in parts shared out
+# between them (training_code/tabular/distributed.py holds the same number, a test keeps them equal).
+MAX_TRAINING_INSTANCES = 8
 
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter("InputDataUrl", "string", "raw/", "Raw data: an S3 prefix, or a local file or folder"),
     Parameter("ProcessingInstanceType", "string", DEFAULT_PROCESSING_INSTANCE, "Instance type of processing steps"),
     Parameter("ProcessingInstanceCount", "integer", 1, "Instances per processing step"),
     Parameter("TrainingInstanceType", "string", DEFAULT_TRAINING_INSTANCE, "Instance type of training and tuning"),
-    Parameter("TrainingInstanceCount", "integer", 1, "Instances per training job"),
+    Parameter("TrainingInstanceCount", "integer", 1,
+              f"Instances per training job, 1 to {MAX_TRAINING_INSTANCES}: XGBoost trains one model across them "
+              "(sharded input); the image CNN runs torchrun across GPU instances"),
     Parameter("TransformInstanceType", "string", DEFAULT_TRANSFORM_INSTANCE, "Instance type of batch transform"),
     Parameter("MetricThreshold", "float", None, "Minimum value of the evaluation metric to register"),
     Parameter("ModelApprovalStatus", "string", DEFAULT_APPROVAL_STATUS, "Status of the new model version"),

@@ -33,6 +33,7 @@ class Workload:
     requirements: str  # under training_code/
     data_files: tuple[str, ...]  # folders or files under training_code/ the jobs read
     problem_type_at: str  # JSON path of the problem type in preprocess's report/data_report.json
+    default_problem: ProblemType  # what a cloud target builds for unless told (locally the data says)
     request_hint: str  # what `mlops serve` takes
 
     def step(self, name: str) -> Step:
@@ -81,6 +82,7 @@ TABULAR = Workload(
     requirements="requirements/tabular.txt",
     data_files=("specs",),
     problem_type_at="spec.problem_type",
+    default_problem="binary",  # churn
     request_hint="send raw rows as text/csv or application/json",
 )
 
@@ -97,6 +99,7 @@ IMAGE = Workload(
     requirements="requirements/image.txt",
     data_files=(),
     problem_type_at="problem_type",
+    default_problem="multiclass",  # the default surface-defect data has four labels
     request_hint="send image/png or image/jpeg",
 )
 

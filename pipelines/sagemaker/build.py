@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import paths
+from pipelines.sagemaker.requests import ensure_valid
 from pipelines.sagemaker.target import SageMakerTarget
 
 # Steps the SageMaker pipeline needs beyond the declaration's, and the declared step each one
@@ -122,10 +123,15 @@ def _build_definition(target: SageMakerTarget) -> dict[str, Any]:
 # -- the cached definition ----------------------------------------------------------------------
 
 def _sdk_version() -> str:
-    try:
-        return metadata.version("sagemaker")
-    except metadata.PackageNotFoundError:
-        return "absent"
+    """The SDK that renders the definition and the botocore whose service model checks it: a
+    cached definition was checked against that model, so a new botocore checks it again."""
+    versions = []
+    for package in ("sagemaker", "botocore"):
+        try:
+            versions.append(f"{package}=={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{package} absent")
+    return " ".join(versions)
 
 
 def build_sources(target: SageMakerTarget) -> dict[str, Path]:
@@ -168,6 +174,10 @@ def definition_dict(target: SageMakerTarget, *, use_cache: bool = True) -> dict[
         except json.JSONDecodeError:
             pass  # a torn write from an interrupted run: rebuild below
     result = _build_definition(target)
+    # Every request the definition makes, checked against botocore's service model before anything
+    # is cached, embedded (cdk synth) or uploaded (mlops pipeline upsert): a ValueError names each
+    # step, API and member SageMaker would reject. A few ms; cached definitions were checked.
+    ensure_valid(result)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(definition_json(result))

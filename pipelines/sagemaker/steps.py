@@ -25,6 +25,20 @@ Choices worth knowing:
   keeps the build offline and the definition deterministic.
 - Paths: outputs go to s3://<bucket>/pipelines/<name>/<execution-id>/<step>/<output>. SageMaker's
   step cache keys leave output locations out, so caching still hits across executions.
+- A step reads another's output folder as `<output URI>/`: S3 inputs are key prefixes, and
+  `.../preprocess/raw_test` would also match `.../preprocess/raw_test_labels/labels.parquet`. The
+  slash is added where the folder is read (a Join on the property), so this holds whatever the
+  service does with a trailing slash in an output URI, which its docs do not say.
+- Scale: TrainingInstanceCount instances train one model. Tabular: the train channel is
+  ShardedByS3Key (preprocess writes it in parts) and train.py joins XGBoost's collective across
+  the hosts. Image: on GPU instance types the framework container starts image_train.py under
+  torchrun, one process per GPU on every instance (`sagemaker_torch_distributed_enabled`, what the
+  SDK's PyTorch estimator sends for distribution={"torch_distributed": ...}); the target refuses
+  several CPU instances for it (SageMakerTarget.training_instance_count).
+- Cost: training and tuning trials run on managed spot capacity unless the target turns it off,
+  waiting at most MAX_WAIT_S for capacity; the train step checkpoints to S3 and resumes exactly.
+  Tuning trials get no checkpoint location: the service does not document that it keeps trials'
+  checkpoints apart, and a trial resuming from another's checkpoint would report a wrong score.
 - "train" retrains the tuning job's best candidate: the hyperparameters are property references
   to `BestTrainingJob.TunedHyperParameters`, so the pipeline needs no Lambda or extra step.
 - Caching keys on S3 URIs, not on their contents (as SageMaker does everywhere): new raw data
@@ -139,6 +153,11 @@ FIXED_OUTPUTS = {("baseline", "baseline"): "monitoring/baseline"}  # where Model
 
 CACHE = CacheConfig(enable_caching=True, expire_after="P30D")
 MAX_RUNTIME_S = 4 * 3600
+# With managed spot: running time plus waiting for capacity (SageMaker requires >= MAX_RUNTIME_S).
+MAX_WAIT_S = 2 * MAX_RUNTIME_S
+# Training channels each host receives a share of (S3 objects split between instances), per
+# workload; the others are copied whole to every instance. The scripts read their share as the data.
+SHARDED_CHANNELS: dict[str, frozenset[str]] = {"tabular": frozenset({"train"}), "image": frozenset()}
 
 CODE_DIR = "/opt/ml/processing/input/code"
 IN = "/opt/ml/processing/input"
@@ -192,6 +211,8 @@ class _Builder:
         defaults = target.parameter_defaults()
         self.params: dict[str, Parameter] = {p.name: _parameter(p.name, p.type, defaults[p.name]) for p in PARAMETERS}
         self.images = {compute: self.image(compute) for compute in IMAGES[self.w.name]}
+        # Training and tuning run on the target's training instance type: its GPU image on a GPU type.
+        self.training_image = self.image("model", target.training_instance_type)
         self.built: dict[str, Any] = {}  # declared step name -> the SageMaker step rendering it
         # The evaluation each condition reads, as a property file on the step that writes it.
         self.reports: dict[tuple[str, str], PropertyFile] = {}
@@ -201,11 +222,13 @@ class _Builder:
                 self.reports[(producer, output)] = PropertyFile(
                     name="EvaluationReport", output_name=output, path=EVALUATION_FILE)
 
-    def image(self, compute: str) -> str:
+    def image(self, compute: str, instance_type: str = "ml.m5.xlarge") -> str:
+        """The region's image URI; the instance type picks the CPU or GPU variant (processing and
+        serving run on CPU types)."""
         framework, version, py = IMAGES[self.w.name][compute]
         scope = "inference" if compute == "serve" else ("processing" if framework == "spark" else "training")
         return str(retrieve(framework, self.t.region, version=version, py_version=py, image_scope=scope,
-                            instance_type="ml.m5.xlarge"))
+                            instance_type=instance_type))
 
     # -- values ---------------------------------------------------------------------------------
     def p(self, name: str) -> Parameter:
@@ -217,6 +240,16 @@ class _Builder:
             return f"s3://{self.t.bucket}/{fixed}"
         return Join(on="/", values=[self.t.pipeline_prefix, ExecutionVariables.PIPELINE_EXECUTION_ID,
                                     step, output])
+
+    def folder(self, source: str) -> Any:
+        """An input folder as a key prefix that matches its own objects only: a processing step's
+        output with a slash after it. A parameter is read as the user gave it, and a training step
+        hands on one object (its model.tar.gz), named in full."""
+        producer = parse_source(source)[0]
+        uri = self.source(source)
+        if producer == "param" or isinstance(self.built[producer], TrainingStep):
+            return uri
+        return Join(on="", values=[uri, "/"])
 
     def source(self, source: str) -> Any:
         """Where an input comes from: a parameter, or the producing step's output."""
@@ -264,7 +297,7 @@ class _Builder:
         read = {a.value.name if isinstance(a.value, InputDir) else a.value.input
                 for a in step.args if isinstance(a.value, InputDir | InputFile)}
         inputs = [_s3_input("code", self.t.code_uri, CODE_DIR)]
-        inputs += [_s3_input(i.name, self.source(i.source), f"{IN}/{i.name}") for i in step.inputs if i.name in read]
+        inputs += [_s3_input(i.name, self.folder(i.source), f"{IN}/{i.name}") for i in step.inputs if i.name in read]
         outputs = [ProcessingOutput(output_name=name, s3_output=ProcessingS3Output(
             s3_uri=self.out_uri(step.name, name), local_path=f"{OUT}/{name}", s3_upload_mode="EndOfJob"))
             for name in step.outputs]
@@ -285,6 +318,10 @@ class _Builder:
             sagemaker_region=self.t.region,
             sagemaker_container_log_level="20",
         )
+        if self.w.name == "image" and self.t.accelerator == "gpu":
+            # The framework container's launcher: torchrun with one process per GPU on each instance
+            # (image_train.py reads its rank and world size from torchrun's environment).
+            hyperparameters["sagemaker_torch_distributed_enabled"] = "true"
         hyperparameters.update(tuned)
         networking = None
         if self.t.subnet_ids:
@@ -295,12 +332,14 @@ class _Builder:
             sagemaker_session=self.session,
             role=self.t.role_arn,
             base_job_name=step.name,
-            training_image=self.images[step.compute],
+            training_image=self.training_image,
             compute=Compute(instance_type=self.p(INSTANCE_TYPE_PARAMETER[step.kind]),
                             instance_count=self.p("TrainingInstanceCount"),
-                            volume_size_in_gb=30, volume_kms_key_id=self.t.kms_key_arn),
+                            volume_size_in_gb=30, volume_kms_key_id=self.t.kms_key_arn,
+                            enable_managed_spot_training=self.t.spot_training),
             networking=networking,
-            stopping_condition=StoppingCondition(max_runtime_in_seconds=MAX_RUNTIME_S),
+            stopping_condition=StoppingCondition(max_runtime_in_seconds=MAX_RUNTIME_S,
+                                                 max_wait_time_in_seconds=MAX_WAIT_S if self.t.spot_training else None),
             output_data_config=OutputDataConfig(s3_output_path=self.out_uri(step.name, "model"),
                                                 kms_key_id=self.t.kms_key_arn),
             hyperparameters=hyperparameters,
@@ -308,7 +347,8 @@ class _Builder:
         )
 
     def channels(self, step: Step) -> list[Channel]:
-        return [_channel(a.value.name, self.source(step.input(a.value.name).source))
+        sharded = SHARDED_CHANNELS[self.w.name]
+        return [_channel(a.value.name, self.folder(step.input(a.value.name).source), a.value.name in sharded)
                 for a in step.args if isinstance(a.value, InputDir)]
 
     def tuning(self, step: Step) -> TuningStep:
@@ -327,6 +367,7 @@ class _Builder:
             random_seed=seed,
         )
         tuner.volume_kms_key = self.t.kms_key_arn
+        tuner.encrypt_inter_container_traffic = bool(self.t.subnet_ids)  # as the trainer's Networking
         return TuningStep(name=step.name, step_args=tuner.tune(inputs=self.channels(step)),
                           cache_config=CACHE, description=step.description)
 
@@ -338,9 +379,11 @@ class _Builder:
         trainer.with_metric_definitions([_metric_definition(m) for m in self.w.metrics(step, self.t.problem)])
         if "checkpoints" in step.outputs:
             # Keyed by the best tuning job: a retry of this step resumes, a new tuning result starts
-            # afresh, and an unchanged one keeps the step's cache key.
+            # afresh, and an unchanged one keeps the step's cache key. The trailing slash: SageMaker
+            # syncs the checkpoints back from a key prefix, which without it would take in any job
+            # whose name extends this one's.
             trainer.with_checkpoint_config(CheckpointConfig(
-                s3_uri=Join(on="/", values=[f"{self.t.pipeline_prefix}/checkpoints", best.TrainingJobName]),
+                s3_uri=Join(on="/", values=[f"{self.t.pipeline_prefix}/checkpoints", best.TrainingJobName, ""]),
                 local_path=TRAINING_OUTPUTS["checkpoints"],
             ))
         return TrainingStep(name=step.name, step_args=trainer.train(input_data_config=self.channels(step)),
@@ -399,7 +442,7 @@ class _Builder:
             max_payload=50,
             sagemaker_session=self.session,
         )
-        data = self.source(step.input(_input_of(step, "--input")).source)
+        data = self.folder(step.input(_input_of(step, "--input")).source)
         args = transformer.transform(data=data, content_type=content_type, split_type=split)
         return model, TransformStep(name=step.name, step_args=args, cache_config=CACHE, description=step.description)
 
@@ -451,11 +494,13 @@ class _Container:
 
 
 class _Tuner(HyperparameterTuner):
-    """Two gaps of SDK 3.27's tuner, filled without changing what it sends otherwise:
-    its ResourceLimits model rejects pipeline parameters for the budget (the service accepts
-    them), and it drops the trainer's volume KMS key from the job definition."""
+    """Gaps of SDK 3.27's tuner, filled without changing what it sends otherwise: its
+    ResourceLimits model rejects pipeline parameters for the budget (the service accepts them), and
+    it drops the trainer's volume KMS key and inter-container traffic encryption (which matters
+    once a trial spans several instances) from the job definition."""
 
     volume_kms_key: str | None = None
+    encrypt_inter_container_traffic: bool = False
 
     def _build_tuning_job_config(self) -> Any:
         from sagemaker.core.shapes import ResourceLimits
@@ -476,6 +521,8 @@ class _Tuner(HyperparameterTuner):
         definition = super()._build_training_job_definition(inputs)
         if self.volume_kms_key:
             definition.resource_config.volume_kms_key_id = self.volume_kms_key
+        if self.encrypt_inter_container_traffic:
+            definition.enable_inter_container_traffic_encryption = True
         return definition
 
 
@@ -577,6 +624,7 @@ def _s3_input(name: str, uri: Any, local_path: str) -> ProcessingInput:
         s3_data_distribution_type="FullyReplicated"))
 
 
-def _channel(name: str, uri: Any) -> Channel:
+def _channel(name: str, uri: Any, sharded: bool = False) -> Channel:
     return Channel(channel_name=name, input_mode="File", data_source=DataSource(s3_data_source=S3DataSource(
-        s3_data_type="S3Prefix", s3_uri=uri, s3_data_distribution_type="FullyReplicated")))
+        s3_data_type="S3Prefix", s3_uri=uri,
+        s3_data_distribution_type="ShardedByS3Key" if sharded else "FullyReplicated")))

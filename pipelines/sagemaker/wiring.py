@@ -74,7 +74,12 @@ def search_ranges(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def source(value: Any) -> str | None:
-    """`<step>/<output>` or `param:<name>` for a property reference; None for anything else."""
+    """`<step>/<output>` or `param:<name>` for a property reference, or for an output folder read
+    through one (`<output URI>/`: a Join of the reference and a slash); None for anything else."""
+    join = value.get("Std:Join") if isinstance(value, dict) else None
+    if isinstance(join, dict) and join.get("On") == "" and len(join.get("Values", [])) == 2 \
+            and join["Values"][1] == "/":
+        value = join["Values"][0]
     ref = value.get("Get") if isinstance(value, dict) else None
     if not isinstance(ref, str):
         return None

@@ -44,7 +44,17 @@ def test_a_misspelt_field_fails_naming_it_and_the_likely_one() -> None:
         ({"etl_schedule": "every day"}, "dev.etl_schedule"),
         ({"endpoint_min_instances": 3, "endpoint_max_instances": 2}, "dev.endpoint_max_instances"),
         ({"nat_gateways": 3, "max_azs": 2}, "dev.nat_gateways"),
-        ({"raw_infrequent_access_after_days": 10}, "dev.raw_infrequent_access_after_days"),
+        ({"infrequent_access_after_days": 10}, "dev.infrequent_access_after_days"),
+        ({"raw_archive_after_days": 90}, "dev.raw_archive_after_days: no longer a field: raw data is never archived"),
+        ({"raw_infrequent_access_after_days": 30}, "renamed infrequent_access_after_days"),
+        ({"github_oidc_provider_arn": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},
+         "dev.github_oidc_provider_arn: has no effect without github_repo"),
+        ({"github_repo": "acme/churn", "create_github_oidc_provider": True,
+          "github_oidc_provider_arn": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},
+         "dev.create_github_oidc_provider: give github_oidc_provider_arn (import) or create it, not both"),
+        ({"github_repo": "acme/churn", "account": "111111111111",
+          "github_oidc_provider_arn": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},
+         "dev.github_oidc_provider_arn: a role trusts a provider of its own account"),
         ({"log_retention_days": 10}, "dev.log_retention_days"),
         ({"github_repo": "not a repo"}, "dev.github_repo"),
         ({"model_package_arn": "arn:aws:s3:::bucket"}, "dev.model_package_arn"),
@@ -88,3 +98,44 @@ def test_context_typos_fail_loudly(context: dict[str, object], message: str) -> 
 def test_cdk_and_feature_flag_context_keys_are_left_alone() -> None:
     configs = from_context({"@aws-cdk/aws-iam:minimizePolicies": True, "aws:cdk:enable-path-metadata": True})
     assert set(configs) == {"dev", "prod"}
+
+
+# -- the GitHub OIDC provider: one per account --------------------------------------------------------
+
+REPO = "acme/churn"
+PROVIDER = "arn:aws:iam::111111111111:oidc-provider/token.actions.githubusercontent.com"
+
+
+def creates(context: dict[str, object]) -> dict[str, bool | None]:
+    return {stage: c.create_github_oidc_provider for stage, c in from_context(context).items()}
+
+
+def test_by_default_dev_creates_the_provider_and_prod_imports_it() -> None:
+    # cdk.json's shape: both stages have CI and no account (environment-agnostic: maybe one account).
+    assert creates({"mlops:dev": {"github_repo": REPO}, "mlops:prod": {"github_repo": REPO}}) == {
+        "dev": True, "prod": False}
+
+
+def test_stages_in_different_accounts_each_create_their_own() -> None:
+    assert creates({"mlops:dev": {"github_repo": REPO, "account": "111111111111"},
+                    "mlops:prod": {"github_repo": REPO, "account": "222222222222"}}) == {"dev": True, "prod": True}
+    # Environment-agnostic prod in its own account: say so.
+    assert creates({"mlops:dev": {"github_repo": REPO},
+                    "mlops:prod": {"github_repo": REPO, "create_github_oidc_provider": True}}) == {
+        "dev": True, "prod": True}
+
+
+def test_an_existing_provider_is_imported_by_every_stage_of_its_account() -> None:
+    assert creates({"mlops:dev": {"github_repo": REPO, "github_oidc_provider_arn": PROVIDER},
+                    "mlops:prod": {"github_repo": REPO}}) == {"dev": False, "prod": False}
+    assert creates({"mlops:prod": {"github_repo": REPO}}) == {"dev": None, "prod": True}  # no CI in dev
+
+
+def test_two_stages_creating_it_in_one_account_fail_naming_both() -> None:
+    same = {"github_repo": REPO, "account": "111111111111"}
+    with pytest.raises(ConfigError, match=re.escape("prod.create_github_oidc_provider: dev already creates the "
+                                                    "GitHub OIDC provider of account 111111111111")):
+        from_context({"mlops:dev": same, "mlops:prod": {**same, "create_github_oidc_provider": True}})
+    with pytest.raises(ConfigError, match=re.escape("dev already imports an existing")):
+        from_context({"mlops:dev": {**same, "github_oidc_provider_arn": PROVIDER},
+                      "mlops:prod": {**same, "create_github_oidc_provider": True}})

@@ -27,10 +27,13 @@ def bucket(synth: Any, stack: str, zone: str) -> dict[str, Any]:
     return found[0]
 
 
-def test_raw_ages_into_infrequent_access_then_archive_and_old_versions_expire(synth: Any) -> None:
-    rules = {r["Id"]: r for r in bucket(synth, STACK, "Raw")["LifecycleConfiguration"]["Rules"]}
-    transitions = rules["raw-to-infrequent-access-then-archive"]["Transitions"]
-    assert [(t["StorageClass"], t["TransitionInDays"]) for t in transitions] == [("STANDARD_IA", 30), ("GLACIER", 90)]
+def test_raw_moves_to_intelligent_tiering_never_to_an_archive_and_old_versions_expire(synth: Any) -> None:
+    raw = bucket(synth, STACK, "Raw")
+    rules = {r["Id"]: r for r in raw["LifecycleConfiguration"]["Rules"]}
+    transitions = rules["raw-to-intelligent-tiering"]["Transitions"]
+    assert [(t["StorageClass"], t["TransitionInDays"]) for t in transitions] == [("INTELLIGENT_TIERING", 0)]
+    # Its archive tiers are opt-in, per bucket: the ETL and the pipeline re-read every raw object.
+    assert "IntelligentTieringConfigurations" not in raw
     for zone in ("Raw", "Curated", "Quarantine", "Artifacts"):
         rules = {r["Id"]: r for r in bucket(synth, STACK, zone)["LifecycleConfiguration"]["Rules"]}
         assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 90

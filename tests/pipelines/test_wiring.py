@@ -129,7 +129,8 @@ def test_a_hand_edited_sagemaker_definition_is_caught(tmp_path_factory: pytest.T
     (check,) = [s for s in definition["Steps"] if s["Name"] == "check"]
     (transform,) = [s for s in check["Arguments"]["IfSteps"] if s["Name"] == "transform"]
     source = transform["Arguments"]["TransformInput"]["DataSource"]["S3DataSource"]
-    source["S3Uri"]["Get"] = source["S3Uri"]["Get"].replace("raw_test", "raw_train")
+    ref = source["S3Uri"]["Std:Join"]["Values"][0]  # the folder <output URI>/
+    ref["Get"] = ref["Get"].replace("raw_test", "raw_train")
     found = differences(declared(t.work, t.problem, t.settings(), native=NATIVE_KINDS), sagemaker_wiring(definition))
     assert "transform: arg --input: expected 'in:preprocess/raw_test', found 'in:preprocess/raw_train'" in found
 

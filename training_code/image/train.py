@@ -15,7 +15,8 @@ this CNN, 20x for a small MLP; benchmarks/bench_image.py), so it is never the de
 
 Prints one metric per line, `validation:accuracy=0.9123`, for METRIC_DEFINITIONS; logs to MLflow
 when MLFLOW_TRACKING_URI is set; checkpoints every epoch to --checkpoint-dir and resumes from it.
-Writes model.pt, model.onnx, model_int8.onnx, labels.json and model_meta.json to the model dir.
+Writes model.pt, model.onnx, model_int8.onnx, labels.json and model_meta.json to the model dir and, in a
+SageMaker training container, code/: the serving script and what it imports (common/model_code.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from common.model_code import ship_serving_code
 from image.hardware import cpu_flags, native_bf16
 from image.loader import AUGMENTATIONS, GlobalBatchSampler, ImageFiles, list_labelled, make_loader
 from image.model import ModelConfig, build_model, count_parameters
@@ -173,6 +175,13 @@ class Dist:
 def setup_distributed() -> Dist:
     """Join the process group torchrun describes (WORLD_SIZE, RANK, LOCAL_RANK); one process without it."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    hosts = json.loads(os.environ.get("SM_HOSTS", "[]"))
+    if len(hosts) > 1 and "WORLD_SIZE" not in os.environ:
+        # Several SageMaker instances without torchrun (a CPU image, or a GPU image started without
+        # sagemaker_torch_distributed_enabled) would each train the same model alone.
+        raise SystemExit(f"{len(hosts)} instances ({', '.join(hosts)}) but no torch.distributed launch "
+                         "(WORLD_SIZE unset): set TrainingInstanceCount to 1, or train on GPU instances, "
+                         "where the pipeline starts torchrun on every instance")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = torch.cuda.is_available()
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
@@ -492,6 +501,8 @@ def _finish(cfg: TrainConfig, d: Dist, model: nn.Module, mcfg: ModelConfig, clas
         xv, yv = load_folder(cfg.validation, classes, cfg.image_size, cfg.channels)
         calib_and_val = (calib, xv, yv)
     write_model(cfg, mcfg, model, classes, meta, calib_and_val)
+    # The PyTorch serving image finds image_inference.py only in model.tar.gz's code/ folder.
+    ship_serving_code(cfg.model_dir, f"{meta['inference_module']}.py")
     cfg.output_data_dir.mkdir(parents=True, exist_ok=True)
     (cfg.output_data_dir / "history.json").write_text(json.dumps(progress.history, indent=2))
     tracker.metrics({f"final_{k}": v for k, v in final.items()})

@@ -71,8 +71,11 @@ def model_fn(model_dir: str, context: Any = None) -> LoadedModel:
     return load_model(Path(model_dir), nthread=int(os.environ.get("OMP_NUM_THREADS", "0")) or 1)
 
 
-def input_fn(body: bytes | str, content_type: str) -> Rows:
+def input_fn(body: bytes | bytearray | str, content_type: str) -> Rows:
     """Parse a request body; the columns are checked against the model in predict_fn."""
+    if isinstance(body, bytearray | memoryview):
+        # What AWS's model servers hand over for a body they do not decode (Parquet, JSON Lines).
+        body = bytes(body)
     ctype = (content_type or CSV).split(";")[0].strip().lower()
     if ctype not in CONTENT_TYPES:
         raise UnsupportedContentTypeError(

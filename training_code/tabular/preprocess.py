@@ -3,7 +3,10 @@
 Reads CSV or Parquet (a file, or a folder of parts), takes a dataset spec (target, problem type,
 column types; undeclared types are inferred), and writes under --output-dir:
 
-    train/ validation/ test/data.parquet   transformed features, the target column first
+    train/part-000NN.parquet               transformed features, the target column first, as 24
+                                           consecutive row ranges (a training job on several
+                                           instances shares them out: ShardedByS3Key)
+    validation/ test/data.parquet          the same, one file each
     raw_train/data.parquet                 cleaned raw rows with the target (monitoring baseline)
     raw_test/data.parquet                  raw test rows without the target (batch transform)
     raw_test_labels/labels.parquet         their labels
@@ -30,6 +33,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from common.dataset_spec import DEFAULT_SPEC_PATH, PROBLEM_TYPES, DatasetSpec, SpecError, load_spec
+from tabular.distributed import TRAIN_PARTS
 from tabular.inputs import InputDataError, read_table
 from tabular.transform import TabularTransformer, infer_types, normalize_label, to_number
 
@@ -170,7 +174,10 @@ def run(cfg: PreprocessConfig) -> dict[str, Any]:
         x = transformer.transform({c: rows[c] for c in transformer.raw_columns})
         table = pd.DataFrame(x, columns=transformer.feature_names)
         table.insert(0, spec.target, y_by_index.loc[parts[name]].to_numpy(dtype=np.float32))
-        _write(table, out / name / "data.parquet")
+        if name == "train":
+            _write_parts(table, out / name)
+        else:
+            _write(table, out / name / "data.parquet")
     raw_train = df.loc[parts["train"], [*transformer.raw_columns, spec.target]]
     _write(raw_train, out / "raw_train" / "data.parquet")
     raw_test = df.loc[parts["test"]]
@@ -206,6 +213,15 @@ def run(cfg: PreprocessConfig) -> dict[str, Any]:
 def _write(df: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_parquet(path, index=False, compression="snappy")
+
+
+def _write_parts(df: pd.DataFrame, folder: Path, parts: int = TRAIN_PARTS) -> None:
+    """Consecutive row ranges, named so that reading the parts in name order gives the rows back in
+    order: one process trains on exactly the table a single file held. Always `parts` files (empty
+    ones on a tiny split), so the layout never depends on the data."""
+    bounds = np.linspace(0, len(df), parts + 1).round().astype(int)
+    for i in range(parts):
+        _write(df.iloc[bounds[i]: bounds[i + 1]], folder / f"part-{i:05d}.parquet")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,11 @@ MLFLOW_TRACKING_URI is set. XGBoost checkpoints to --checkpoint-dir every 25 rou
 from the latest checkpoint (managed spot training); resumed from one of those periodic checkpoints,
 the model equals an uninterrupted run's.
 
+On several instances (SageMaker's SM_HOSTS), XGBoost trains ONE model across them: each host reads its
+shard of the train channel (ShardedByS3Key), the trees are grown from histograms summed over all
+hosts (XGBoost's collective; tabular/distributed.py), and the first host writes the model. The
+scikit-learn algorithms train on one machine and refuse more than one instance.
+
     python train.py --train out/train --validation out/validation --transformer out/transformer \
         --model-dir out/model --max_depth 6 --eta 0.1
 """
@@ -29,6 +34,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from common.model_code import ship_serving_code
+from tabular import distributed
+from tabular.distributed import SINGLE, Cluster
 from tabular.metrics import compute_metrics, format_metric_lines
 from tabular.model_io import predict_scores, xgb_scores
 from tabular.transform import TRANSFORMER_FILE, TabularTransformer
@@ -92,7 +100,8 @@ def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
         _flag(p, name, type=int, default=getattr(d, name))
     for name in ("eta", "min_child_weight", "subsample", "colsample_bytree", "reg_lambda"):
         _flag(p, name, type=float, default=getattr(d, name))
-    p.add_argument("--c", "--C", dest="c", type=float, default=d.c, help="inverse regularization (linear)")
+    # sagemaker-training renders a one-letter hyperparameter as `-c`, people write --c or --C
+    p.add_argument("-c", "--c", "--C", dest="c", type=float, default=d.c, help="inverse regularization (linear)")
     # SageMaker's tuning service adds this hyperparameter to every trial it starts (AWS's toolkits
     # read it to tell a tuning run); the metric this script prints is the one the tuner reads.
     p.add_argument("--_tuning_objective_metric", dest="tuning_objective_metric", default=None,
@@ -151,7 +160,8 @@ def xgb_params(cfg: TrainConfig, problem_type: str, n_classes: int) -> dict[str,
 
 
 def train_xgboost(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
-                  problem_type: str, n_classes: int) -> tuple[Any, int, dict[str, np.ndarray] | None]:
+                  problem_type: str, n_classes: int, c: Cluster = SINGLE
+                  ) -> tuple[Any, int, dict[str, np.ndarray] | None]:
     """Returns the booster cut at its best iteration, that iteration, and the train and validation
     scores when nothing was cut off (else None).
 
@@ -163,6 +173,11 @@ def train_xgboost(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray
     rebuild (which drops XGBoost's prediction cache: the next round re-predicts every tree) is
     skipped. Only the validation set is evaluated each round: early stopping and the progress
     lines read it, and the train metrics are computed once, at the end.
+
+    On several hosts (inside `distributed.collective`) `x, y` is this host's shard. Every host holds
+    the whole validation set, whose metric XGBoost aggregates across hosts, so all of them see the
+    same values and stop at the same round. The first host alone reads and writes checkpoints;
+    what it resumes from is broadcast, so every host resumes from the same round.
     """
     import xgboost as xgb
 
@@ -173,10 +188,15 @@ def train_xgboost(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray
     dval = xgb.QuantileDMatrix(xv, label=yv, ref=dtrain, nthread=params["nthread"])
     metric = params["eval_metric"][-1]
     stopper = CheckpointedEarlyStopping(cfg.early_stopping_rounds, metric, metric == "auc",
-                                        cfg.checkpoint_dir, CHECKPOINT_EVERY)
-    progress = RoundProgress(metric)
-    start, saved = latest_checkpoint(cfg.checkpoint_dir, stopper) if cfg.checkpoint_dir else (0, None)
-    if start:
+                                        cfg.checkpoint_dir if c.writes else None, CHECKPOINT_EVERY)
+    progress = RoundProgress(metric) if c.writes else None
+    start, saved = latest_checkpoint(cfg.checkpoint_dir, stopper) if cfg.checkpoint_dir and c.writes else (0, None)
+    if c.distributed:
+        start, raw, state = distributed.share(
+            (start, bytearray(saved.save_raw()) if saved is not None else None, stopper.state()), c)
+        stopper.restore(state)
+        saved = raw
+    if start and c.writes:
         print(f"resuming from checkpoint at round {start}", flush=True)
     booster = xgb.Booster(params, [dtrain, dval], model_file=saved)
     evals = [(dval, "validation")]
@@ -191,7 +211,8 @@ def train_xgboost(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray
         for channel, values in parse_eval(booster.eval_set(evals, i)).items():
             for name, value in values.items():
                 history.setdefault(channel, {}).setdefault(name, []).append(value)
-        progress.after_iteration(booster, i, history)
+        if progress is not None:
+            progress.after_iteration(booster, i, history)
         stopper.after_iteration(booster, i, history)
     stopper.after_training(booster)
     best = stopper.best_iteration
@@ -226,31 +247,59 @@ def train_sklearn(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, problem_type: 
 
 
 # -- the script ---------------------------------------------------------------------------------
-def run(cfg: TrainConfig) -> dict[str, float]:
+def refuse_cluster(cfg: TrainConfig, c: Cluster) -> None:
+    """More instances must mean one model trained across them, never N identical copies."""
+    if not c.distributed:
+        return
+    if cfg.algorithm != "xgboost":
+        raise ValueError(f"--algorithm {cfg.algorithm} trains on one machine, and this job has {c.size} "
+                         "instances: it would train identical copies. Set TrainingInstanceCount to 1, "
+                         "or use --algorithm xgboost, which trains one model across instances")
+    if c.size > distributed.MAX_HOSTS:
+        raise ValueError(f"this job has {c.size} instances; TrainingInstanceCount is at most "
+                         f"{distributed.MAX_HOSTS} (the train split comes in {distributed.TRAIN_PARTS} "
+                         "parts, shared out between the instances)")
+
+
+def run(cfg: TrainConfig, c: Cluster = SINGLE) -> dict[str, float]:
+    """Train and score; the first host (the only one on one machine) writes the model folder."""
+    refuse_cluster(cfg, c)
     transformer = TabularTransformer.load(cfg.transformer)
     problem, classes = transformer.problem_type, transformer.classes or []
     x, y, names = load_split(cfg.train, transformer.target)
     xv, yv, _ = load_split(cfg.validation, transformer.target)
     if names != transformer.feature_names:
         raise ValueError(f"{cfg.train}: feature columns do not match {cfg.transformer}")
+    if c.distributed:
+        if not len(x):
+            raise ValueError(f"{cfg.train}: host {c.current} received no train rows (its shard of the "
+                             "channel is empty)")
+        print(f"train: host {c.rank + 1} of {c.size} ({c.current}), {len(x)} train rows in its shard", flush=True)
     n_classes = len(classes)
 
-    cfg.model_dir.mkdir(parents=True, exist_ok=True)
     best_iteration, cached = None, None
+    with distributed.collective(c):
+        if cfg.algorithm == "xgboost":
+            model, best_iteration, cached = train_xgboost(cfg, x, y, xv, yv, problem, n_classes, c)
+        else:
+            model = train_sklearn(cfg, x, y, problem)
+        metrics: dict[str, float] = {}
+        for channel, (xs, ys) in {"train": (x, y), "validation": (xv, yv)}.items():
+            scores = cached[channel] if cached else predict_scores(model, xs, cfg.algorithm, problem)
+            if channel == "train":  # this host's shard: the metrics are over the whole split
+                scores, ys = distributed.gather_rows(scores, c), distributed.gather_rows(ys, c)
+            for k, v in compute_metrics(problem, ys, scores).items():
+                metrics[f"{channel}:{k}"] = v
+    if not c.writes:
+        return metrics
+
+    cfg.model_dir.mkdir(parents=True, exist_ok=True)
     if cfg.algorithm == "xgboost":
-        model, best_iteration, cached = train_xgboost(cfg, x, y, xv, yv, problem, n_classes)
         model.save_model(cfg.model_dir / "model.ubj")
     else:
         import joblib
 
-        model = train_sklearn(cfg, x, y, problem)
         joblib.dump(model, cfg.model_dir / "model.joblib")
-
-    metrics: dict[str, float] = {}
-    for channel, (xs, ys) in {"train": (x, y), "validation": (xv, yv)}.items():
-        scores = cached[channel] if cached else predict_scores(model, xs, cfg.algorithm, problem)
-        for k, v in compute_metrics(problem, ys, scores).items():
-            metrics[f"{channel}:{k}"] = v
     shutil.copyfile(cfg.transformer / TRANSFORMER_FILE if cfg.transformer.is_dir() else cfg.transformer,
                     cfg.model_dir / TRANSFORMER_FILE)
     meta = {
@@ -264,9 +313,13 @@ def run(cfg: TrainConfig) -> dict[str, float]:
         "raw_columns": transformer.raw_columns,
         "hyperparameters": cfg.hyperparameters(),
         "best_iteration": best_iteration,
+        "hosts": c.size,
         "metrics": metrics,
     }
     (cfg.model_dir / MODEL_META).write_text(json.dumps(meta, indent=2))
+    # In a SageMaker training job, the code that serves this model travels inside model.tar.gz:
+    # a model package registered from it deploys whatever code bundle is current later.
+    ship_serving_code(cfg.model_dir, f"{meta['inference_module']}.py")
     cfg.output_data_dir.mkdir(parents=True, exist_ok=True)
     (cfg.output_data_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
@@ -288,10 +341,12 @@ def log_to_mlflow(cfg: TrainConfig, metrics: dict[str, float]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(argv)
     try:
-        metrics = run(cfg)
+        c = distributed.cluster()
+        metrics = run(cfg, c)
     except (FileNotFoundError, ValueError) as e:
         print(f"train: error: {e}", file=sys.stderr)
         return 2
-    print(format_metric_lines(metrics), flush=True)
-    log_to_mlflow(cfg, metrics)
+    if c.writes:  # once per job: SageMaker's metric regexes and the tuner read these lines
+        print(format_metric_lines(metrics), flush=True)
+        log_to_mlflow(cfg, metrics)
     return 0

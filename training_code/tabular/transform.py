@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ TRANSFORMER_FILE = "transformer.json"
 FORMAT_VERSION = 1
 EPOCH = np.datetime64("1970-01-01", "D")
 EPOCH_DATE = date(1970, 1, 1)
+# datetime.UTC is Python 3.11+; the SageMaker scikit-learn and XGBoost images run this code on 3.10.
+_UTC = timezone.utc  # noqa: UP017
 MISSING_TOKENS = frozenset({"", "na", "nan", "null"})
 
 
@@ -337,6 +339,18 @@ ISO_DATE = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
             r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?")
 _NUMBER_RE = re.compile(NUMBER)
 _ISO_DATE_RE = re.compile(ISO_DATE)
+# Python 3.10's datetime.fromisoformat (the SageMaker scikit-learn and XGBoost images run 3.10) reads
+# only isoformat()'s own shapes: a fraction of 3 or 6 digits, an offset with a colon. The small path
+# puts what ISO_DATE admits into those shapes first, so it accepts what pandas does on every Python.
+_FRACTION_RE = re.compile(r"\.([0-9]+)")
+_COLONLESS_OFFSET_RE = re.compile(r"([+-][0-9]{2})([0-9]{2})$")  # a date's own "-MM-DD" has its dashes
+
+
+def _isoformat_shape(text: str) -> str:
+    """A text ISO_DATE matched, as Python 3.10's fromisoformat reads it: the fraction in microseconds
+    (cut, as 3.11 does: no date changes with it), Z as +00:00, +HHMM as +HH:MM."""
+    text = _FRACTION_RE.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
+    return _COLONLESS_OFFSET_RE.sub(r"\1:\2", text.replace("Z", "+00:00"), count=1)
 
 
 def _category_codes(values: Any, index: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -400,12 +414,12 @@ def _to_days_small(values: Any) -> tuple[np.ndarray, np.ndarray]:
         try:
             if not _ISO_DATE_RE.fullmatch(text):
                 raise ValueError(text)
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(_isoformat_shape(text))
         except ValueError:
             bad[i] = True
             continue
         if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC)
+            moment = moment.astimezone(_UTC)
         out[i] = float((moment.date() - EPOCH_DATE).days)
     return out, bad
 

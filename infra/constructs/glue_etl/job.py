@@ -94,13 +94,21 @@ class EtlJob(Construct):
         lake.quarantine.grant_read_write(self.role, f"{dataset}/*")
         lake.artifacts.grant_read_write(self.role, f"{ETL_REPORTS_PREFIX}{dataset}/*")
         grant_glue_logs(self.role, lake.key, "jobs")
+        # The job runs with --enable-metrics and --enable-observability-metrics (CDK's defaults for a
+        # Glue 5 job): its driver publishes them with this role.
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="JobMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": "Glue"}},
+        ))
         acknowledge(
             self.role, "AwsSolutions-IAM5",
             "The job reads every raw object and writes only under its data set's prefix of the curated and "
-            "quarantine zones and of the ETL reports; Glue names its log groups per job under /aws-glue/jobs.",
+            "quarantine zones and of the ETL reports; Glue names its log groups per job under /aws-glue/jobs; "
+            "CloudWatch metrics take no resource (bound to the Glue namespace).",
             findings=[*GRANT_ACTIONS, bucket_objects("Raw"),
                       bucket_objects("Curated", "Quarantine", prefix=f"{dataset}/"),
-                      bucket_objects("Artifacts", prefix=f"{ETL_REPORTS_PREFIX}{dataset}/"), GLUE_LOGS],
+                      bucket_objects("Artifacts", prefix=f"{ETL_REPORTS_PREFIX}{dataset}/"), GLUE_LOGS,
+                      r"Resource::\*"],
         )
 
         # File assets, read through Code.from_bucket so the role may read these three objects only.

@@ -10,7 +10,14 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.constructs.data_lake import BASELINE_PREFIX, CAPTURE_PREFIX, REPORTS_PREFIX, s3_uri
+from infra.constructs.data_lake import (
+    BASELINE_PREFIX,
+    CAPTURE_PREFIX,
+    REPORTS_PREFIX,
+    grant_volume_encryption,
+    s3_uri,
+)
+from infra.constructs.ecr import grant_pull
 from infra.constructs.model_monitor.images import ANALYZER_REGISTRIES, ANALYZER_REPOSITORY
 from infra.constructs.network import grant_vpc_access
 from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects
@@ -56,6 +63,11 @@ class DataQualityJob(Construct):
         artifacts.grant_read(self.role, f"{BASELINE_PREFIX}*")
         artifacts.grant_read_write(self.role, f"{REPORTS_PREFIX}*")
         key.grant_encrypt_decrypt(self.role)
+        grant_volume_encryption(key, self.role)  # the cluster's VolumeKmsKeyId
+        # The analyzer image is AWS's, pulled with this role all the same.
+        grant_pull(self.role, [Fn.join("", ["arn:", Aws.PARTITION, ":ecr:", Aws.REGION, ":",
+                                            images.find_in_map(Aws.REGION, "account"),
+                                            f":repository/{ANALYZER_REPOSITORY}"])], sid="PullTheAnalyzerImage")
         self.role.add_to_policy(iam.PolicyStatement(
             sid="MonitorLogs",
             actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
@@ -70,7 +82,7 @@ class DataQualityJob(Construct):
             self.role, "AwsSolutions-IAM5",
             "Reads the capture and baseline prefixes and writes the reports prefix of the artefacts bucket "
             "(object keys are per hour); CloudWatch metrics are bound to Model Monitor's namespace and "
-            "network interfaces to this VPC, neither takes a narrower resource.",
+            "network interfaces to this VPC, neither takes a narrower resource, nor does the ECR login.",
             findings=[*GRANT_ACTIONS, r"Resource::\*",
                       *(bucket_objects("Artifacts", prefix=p)
                         for p in (CAPTURE_PREFIX, BASELINE_PREFIX, REPORTS_PREFIX)),

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import builtins
 import shutil
 from pathlib import Path
 
@@ -62,7 +63,7 @@ class LocalS3:
         keys = (p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
         return [f"s3://{bucket}/{k}" for k in sorted(keys) if k.startswith(prefix)]
 
-    def download(self, prefix_uri: str, dest: Path) -> list[Path]:
+    def download(self, prefix_uri: str, dest: Path) -> builtins.list[Path]:  # (`list` is a method here)
         """Every object under the prefix to `dest`, at its key minus the prefix (an exact key lands
         under its own name). Returns the files written."""
         _, prefix = split(prefix_uri)
@@ -76,7 +77,7 @@ class LocalS3:
             written.append(target)
         return written
 
-    def upload(self, source: Path, prefix_uri: str) -> list[str]:
+    def upload(self, source: Path, prefix_uri: str) -> builtins.list[str]:
         """Every file under `source` to `<prefix_uri>/<relative path>`. Returns the URIs written."""
         base = prefix_uri.rstrip("/")
         written = []

@@ -332,3 +332,76 @@ def test_the_image_workload_runs_on_pytorch_images_without_etl_or_baseline(
     assert steps["register"]["Arguments"]["ModelPackageGroupName"] == d.IMAGE.model_name
     (condition,) = steps["check"]["Arguments"]["Conditions"]
     assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "binary_classification_metrics.accuracy.value"
+
+
+# -- scale and cost -----------------------------------------------------------------------------
+
+def _jobs(defn: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The training job requests: train's, and the one tune starts per trial."""
+    steps = _steps(defn)
+    return {"train": steps["train"]["Arguments"], "tune": steps["tune"]["Arguments"]["TrainingJobDefinition"]}
+
+
+def test_xgboost_hosts_each_read_a_shard_of_the_train_split(built: Builds) -> None:
+    for name, job in _jobs(built.cold).items():
+        kinds = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+                 for c in job["InputDataConfig"]}
+        assert kinds == {"train": "ShardedByS3Key", "validation": "FullyReplicated",
+                         "transformer": "FullyReplicated"}, name
+        assert _get(job["ResourceConfig"]["InstanceCount"]) == "Parameters.TrainingInstanceCount"
+        assert job["EnableInterContainerTrafficEncryption"] is True, name  # hosts talk to each other
+
+
+def test_training_and_tuning_run_on_spot_capacity_and_train_resumes_from_s3(built: Builds) -> None:
+    for name, job in _jobs(built.cold).items():
+        assert job["EnableManagedSpotTraining"] is True, name
+        stop = job["StoppingCondition"]
+        assert stop["MaxWaitTimeInSeconds"] >= stop["MaxRuntimeInSeconds"], name
+    checkpoints = _jobs(built.cold)["train"]["CheckpointConfig"]
+    assert checkpoints["LocalPath"] == "/opt/ml/checkpoints"
+    assert checkpoints["S3Uri"]["Std:Join"]["Values"][0] == f"{TARGET.pipeline_prefix}/checkpoints"
+    # Trials share one job definition: one checkpoint location would let a trial resume another's.
+    assert "CheckpointConfig" not in _jobs(built.cold)["tune"]
+
+
+def test_a_stage_can_turn_spot_off(tmp_path_factory: pytest.TempPathFactory) -> None:
+    defn = build_once(tmp_path_factory, replace(TARGET, spot_training=False, training_instance_count=3)).cold
+    for name, job in _jobs(defn).items():
+        assert job.get("EnableManagedSpotTraining", False) is False, name
+        assert "MaxWaitTimeInSeconds" not in job["StoppingCondition"], name
+    params = {p["Name"]: p["DefaultValue"] for p in defn["Parameters"]}
+    assert params["TrainingInstanceCount"] == 3
+
+
+def test_the_image_workload_trains_on_gpus_with_torchrun(tmp_path_factory: pytest.TempPathFactory) -> None:
+    gpu = replace(target("image", "binary"), training_instance_type="ml.g5.12xlarge", training_instance_count=2)
+    defn = build_once(tmp_path_factory, gpu).cold
+    steps = _steps(defn)
+    for name, job in _jobs(defn).items():
+        assert "pytorch-training:2.5.1-gpu-py311" in job["AlgorithmSpecification"]["TrainingImage"], name
+        hyperparameters = job.get("HyperParameters") or job["StaticHyperParameters"]
+        assert hyperparameters["sagemaker_torch_distributed_enabled"] == "true", name
+        assert {c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in job["InputDataConfig"]} == {
+            "FullyReplicated"}, name  # every process takes its share of each global batch
+    params = {p["Name"]: p["DefaultValue"] for p in defn["Parameters"]}
+    assert (params["TrainingInstanceType"], params["TrainingInstanceCount"]) == ("ml.g5.12xlarge", 2)
+    # Evaluation and serving stay on CPU types, so on the CPU images.
+    assert "-cpu-" in steps["evaluate"]["Arguments"]["AppSpecification"]["ImageUri"]
+    assert "-cpu-" in steps["transform-model"]["Arguments"]["PrimaryContainer"]["Image"]
+    cpu = _jobs(build_once(tmp_path_factory, target("image", "binary")).cold)["train"]
+    assert "-cpu-" in cpu["AlgorithmSpecification"]["TrainingImage"]
+    assert "sagemaker_torch_distributed_enabled" not in cpu["HyperParameters"]
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"training_instance_count": 0}, "training_instance_count"),
+    ({"training_instance_count": d.MAX_TRAINING_INSTANCES + 1}, "training_instance_count"),
+    ({"training_instance_type": "ml.g5.xlarge"}, "training_instance_type"),  # XGBoost here trains on CPUs
+    ({"training_instance_type": "ml.trn1.2xlarge"}, "training_instance_type"),
+    ({"workload": "image", "training_instance_count": 2}, "training_instance_count"),  # CPUs: no torchrun
+    ({"spot_training": "yes"}, "spot_training"),
+])
+def test_a_scale_that_would_not_train_one_model_is_refused_naming_the_field(changes: dict[str, Any],
+                                                                            field: str) -> None:
+    with pytest.raises(ValueError, match=rf"\b{field}\b"):
+        replace(TARGET, pipeline_name="", model_package_group="", **changes)

@@ -194,3 +194,13 @@ def test_metrics_go_to_mlflow_only_when_a_tracking_uri_is_set(
     final = next(m for n, m, step in fake.calls if n == "log_metrics" and step is None)
     meta = json.loads((tmp_path / "on" / "model" / "model_meta.json").read_text())
     assert final["final_validation_accuracy"] == meta["metrics"]["validation:accuracy"]
+
+
+def test_several_instances_without_torchrun_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two SageMaker hosts and no torch.distributed launch would train two separate models."""
+    monkeypatch.setenv("SM_HOSTS", json.dumps(["algo-1", "algo-2"]))
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(SystemExit, match=r"2 instances \(algo-1, algo-2\) but no torch.distributed launch"):
+        image_train.setup_distributed()
+    monkeypatch.setenv("SM_HOSTS", json.dumps(["algo-1"]))
+    assert image_train.setup_distributed().world == 1

@@ -33,11 +33,13 @@ def raw_csv(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
 
 
 def split(pre: Path, name: str) -> pd.DataFrame:
-    return pd.read_parquet(pre / name / "data.parquet")
+    """A split's rows in order, whether one file or parts (read in name order, as train.py does)."""
+    return pd.concat([pd.read_parquet(f) for f in sorted((pre / name).glob("*.parquet"))], ignore_index=True)
 
 
 def test_every_output_is_written(churn_pre: Path) -> None:
-    for path in ("train/data.parquet", "validation/data.parquet", "test/data.parquet", "raw_train/data.parquet",
+    parts = [f"train/part-{i:05d}.parquet" for i in range(preprocess.TRAIN_PARTS)]
+    for path in (*parts, "validation/data.parquet", "test/data.parquet", "raw_train/data.parquet",
                  "raw_test/data.parquet", "raw_test_labels/labels.parquet", "transformer/transformer.json",
                  "report/data_report.json", "quarantine/rows.parquet"):
         assert (churn_pre / path).is_file(), path

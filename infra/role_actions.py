@@ -1,0 +1,385 @@
+"""What each role's job does at run time, call by call: the table the IAM check holds the policies to.
+
+One row per (role, action, resource): an AWS call a job makes, on which resource, and the code path
+that makes it. The policies are not consulted to write it: the rows come from what runs (the
+pipeline definition, pipelines/sagemaker/api.py, the workflows, the Lambda functions, the Glue job's
+arguments, the Model Monitor job definition, the serving containers). tests/infra/
+test_infra_role_actions.py evaluates every row against the synthesized policies with an IAM policy
+evaluator and fails naming the role, the action and the resource of any call that would be refused.
+
+Resources are ARN templates over the symbols in SYMBOLS, which the check binds per stage to the
+synthesized resources (`{artifacts}` is the artefacts bucket's ARN, `{key}` the lake key's ...).
+An S3 object row names one sample key under the prefix its job reads or writes, and keeps that
+prefix (`Need.s3`): the lifecycle check uses it to make sure no bucket moves what a job re-reads to
+a storage class that cannot be read at once.
+
+Kept here, next to the constructs, rather than in the tests: it is the contract the constructs
+grant to, and it reads as the documentation of what every role is for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from infra.constructs.data_lake import (
+    BASELINE_PREFIX,
+    CAPTURE_PREFIX,
+    CODE_PREFIX,
+    ETL_REPORTS_PREFIX,
+    PIPELINES_PREFIX,
+    REPORTS_PREFIX,
+)
+
+Role = Literal["pipeline", "endpoint-model", "monitor", "glue-job", "glue-crawler", "ci-push", "ci-read-only",
+               "deployer", "pipeline-starter", "etl-events"]
+
+ROLES: dict[Role, str] = {
+    "pipeline": "SageMaker pipeline execution role: the pipeline service and every job it starts "
+                "(processing, tuning and its training jobs, training, transform, the transform model)",
+    "endpoint-model": "the endpoint's model: its serving containers and SageMaker's data capture",
+    "monitor": "Model Monitor's data-quality jobs (the hourly schedule's processing jobs)",
+    "glue-job": "the Glue ETL job (training_code/etl.py on Glue 5)",
+    "glue-crawler": "the Glue crawler over the curated data set",
+    "ci-push": "GitHub Actions on main (train.yml: `mlops pipeline deploy --start`)",
+    "ci-read-only": "GitHub Actions on pull requests (pull-request.yml: `cdk diff` against deployed dev)",
+    "deployer": "the Lambda function that deploys an approved model version (infra/lambdas/deploy_approved)",
+    "pipeline-starter": "EventBridge rules that start the pipeline (schedule, new curated data)",
+    "etl-events": "EventBridge rules that start the ETL workflow (new raw objects, schedule)",
+}
+
+# What the templates' symbols stand for; the check binds each, per stage, to synthesized values.
+SYMBOLS: dict[str, str] = {
+    "partition": "the AWS partition",
+    "region": "the stage's region",
+    "account": "the stage's account",
+    "raw": "ARN of the data lake's raw bucket", "curated": "ARN of the curated bucket",
+    "quarantine": "ARN of the quarantine bucket", "artifacts": "ARN of the artefacts bucket",
+    "assets": "ARN of the CDK bootstrap bucket that holds file assets",
+    "code_asset": "ARN of the pipeline stack's code bundle (sourcedir.tar.gz) in the assets bucket",
+    "etl_script": "ARN of etl.py in the assets bucket", "etl_modules": "ARN of the ETL's modules zip",
+    "etl_spec": "ARN of the ETL's dataset spec",
+    "key": "ARN of the data lake's KMS key",
+    "pipeline_role": "ARN of the pipeline execution role", "model_role": "ARN of the endpoint's model role",
+    "pipeline": "ARN of the SageMaker pipeline", "pipeline_name": "its name",
+    "model_package_group": "the model package group's name", "endpoint_name": "the endpoint's name",
+    "dataset": "the data set's name (its prefix in the curated and quarantine zones)",
+    "database": "ARN of the lake's Glue database", "database_name": "its name",
+    "stack_prefix": "mlops-<stage>, the prefix of the stage's stack names",
+    "vpc": "ARN of the stage's VPC",
+    "workflow": "ARN of the ETL's Glue workflow",
+    "glue_security_configuration": "name of the Glue security configuration (part of Glue's log group names)",
+    "glue_job_role": "name of the Glue job's role", "glue_crawler_role": "name of the crawler's role",
+    "deployer_log_group": "name of the deployer's log group",
+    "pipeline_image": "ARN of each ECR repository whose image the pipeline definition runs",
+    "serve_image": "ARN of the ECR repository of the registered model's serving image",
+    "analyzer_image": "ARN of Model Monitor's analyzer repository in the stage's region",
+}
+
+EXEC = "a1b2c3d4e5f6"  # a pipeline execution id
+SAMPLE_TIME = "2024/01/02/03"  # capture and report keys are partitioned by hour
+SAGEMAKER = {"iam:PassedToService": "sagemaker.amazonaws.com"}
+# SageMaker creates KMS grants on the caller's behalf for the volumes it attaches (VolumeKmsKeyId,
+# an endpoint config's KmsKeyId): the request carries this key, which a policy may require.
+FOR_AWS_RESOURCE = {"kms:GrantIsForAWSResource": "true"}
+# HTTPS from inside AWS (the buckets deny anything else).
+TLS: Mapping[str, str] = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+
+
+@dataclass(frozen=True)
+class Need:
+    role: Role
+    action: str
+    resource: str  # an ARN (template over SYMBOLS), or "*" for calls without a resource type
+    why: str  # the code path that makes the call
+    context: Mapping[str, str] = field(default_factory=dict)  # request context keys the call carries
+    # (bucket symbol, key prefix) for S3 rows: the job reads or writes every key under the prefix.
+    s3: tuple[str, str] | None = None
+
+
+def objects(role: Role, action: str, bucket: str, prefix: str, sample: str, why: str) -> Need:
+    """`action` on a sample key under `prefix` of `bucket`, standing for every key under it."""
+    return Need(role, action, f"{{{bucket}}}/{prefix}{sample}", why, dict(TLS), (bucket, prefix))
+
+
+def listing(role: Role, bucket: str, prefix: str, why: str, *, implicit: bool = False) -> Need:
+    """s3:ListBucket on `bucket` for keys under `prefix`. `implicit`: not a list call but S3's own
+    check behind a 404 for a missing key (HeadObject, GetObject), whose request has no s3:prefix."""
+    context = dict(TLS) if implicit else {**TLS, "s3:prefix": prefix}
+    return Need(role, "s3:ListBucket", f"{{{bucket}}}", why, context, (bucket, prefix))
+
+
+def ecr_pull(role: Role, image: str, why: str) -> list[Need]:
+    """Pulling an image from ECR: a login, then the image's manifest and layers."""
+    return [Need(role, "ecr:GetAuthorizationToken", "*", f"{why}: ECR login")] + [
+        Need(role, action, f"{{{image}}}", why)
+        for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
+    ]
+
+
+def vpc_attachment(role: Role, why: str) -> list[Need]:
+    """SageMaker attaching a job or an endpoint to the VPC: it creates and deletes ENIs with the role."""
+    eni = "arn:{partition}:ec2:{region}:{account}:network-interface/eni-0123456789abcdef0"
+    return [Need(role, action, eni, why, {"ec2:Vpc": "{vpc}"})
+            for action in ("ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                           "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission")] + [
+        Need(role, action, "*", why)
+        for action in ("ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
+                       "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups")]
+
+
+def logs(role: Role, group: str, stream: str, why: str, *, create_group: bool = True,
+         associate_key: bool = False) -> list[Need]:
+    base = f"arn:{{partition}}:logs:{{region}}:{{account}}:log-group:{group}"
+    needs = [Need(role, action, f"{base}:log-stream:{stream}", why)
+             for action in ("logs:CreateLogStream", "logs:PutLogEvents")]
+    if create_group:
+        needs.append(Need(role, "logs:CreateLogGroup", base, why))
+    if associate_key:  # a log group encrypted with the lake key (Glue security configuration)
+        needs.append(Need(role, "logs:AssociateKmsKey", base, why))
+    return needs
+
+
+def key(role: Role, *actions: str, why: str, context: Mapping[str, str] | None = None) -> list[Need]:
+    return [Need(role, action, "{key}", why, dict(context or {})) for action in actions]
+
+
+def metrics(role: Role, namespace: str, why: str) -> Need:
+    return Need(role, "cloudwatch:PutMetricData", "*", why, {"cloudwatch:namespace": namespace})
+
+
+def sagemaker(role: Role, action: str, resource: str, why: str) -> Need:
+    return Need(role, action, f"arn:{{partition}}:sagemaker:{{region}}:{{account}}:{resource}", why)
+
+
+# -- the pipeline's execution role ------------------------------------------------------------------
+_RUN = "pipelines/{pipeline_name}/" + EXEC  # every step's outputs (pipelines/sagemaker/steps.py out_uri)
+_PIPELINE_OUT = f"{PIPELINES_PREFIX}{{pipeline_name}}/"
+_VOLUMES = ("VolumeKmsKeyId of every processing, training, tuning and transform job "
+            "(pipelines/sagemaker/steps.py)")
+
+PIPELINE: list[Need] = [
+    # The pipeline service, with the role, creates the jobs of each step.
+    *[sagemaker("pipeline", f"sagemaker:{verb}{kind}", f"{arn}/pipelines-{EXEC}-step-0a1b2c3d", why)
+      for kind, arn, why in (
+          ("ProcessingJob", "processing-job", "etl, preprocess, evaluate, baseline steps"),
+          ("TrainingJob", "training-job", "train step"),
+          ("HyperParameterTuningJob", "hyper-parameter-tuning-job", "tune step"),
+          ("TransformJob", "transform-job", "transform step"))
+      for verb in ("Create", "Describe")],
+    sagemaker("pipeline", "sagemaker:AddTags", f"training-job/pipelines-{EXEC}-train-0a1b2c3d",
+              "SageMaker Pipelines tags the jobs it creates with the pipeline execution"),
+    sagemaker("pipeline", "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+              f"hyper-parameter-tuning-job/pipelines-{EXEC}-tune-0a1b2c3d",
+              "train step: the tuning step's BestTrainingJob properties"),
+    sagemaker("pipeline", "sagemaker:CreateModel", f"model/pipelines-{EXEC}-transform-model-0a1b",
+              "transform-model step (a SageMaker Model for the batch transform)"),
+    sagemaker("pipeline", "sagemaker:CreateModelPackage", "model-package/{model_package_group}/1",
+              "register step (RegisterModel into the model package group)"),
+    sagemaker("pipeline", "sagemaker:DescribeModelPackageGroup", "model-package-group/{model_package_group}",
+              "register step"),
+    Need("pipeline", "iam:PassRole", "{pipeline_role}",
+         "every job, the tuning job's training jobs and the transform model run as this role", SAGEMAKER),
+    # What the jobs read and write.
+    objects("pipeline", "s3:GetObject", "raw", "", "landing/churn-2024-01-02.csv",
+            "etl step: ProcessingInput raw = InputDataUrl, default the whole raw bucket"),
+    listing("pipeline", "raw", "", "etl step: an S3Prefix input is listed"),
+    Need("pipeline", "s3:GetObject", "{code_asset}",
+         "every processing job's code input; sagemaker_submit_directory of tuning and training; the "
+         "transform model's SAGEMAKER_SUBMIT_DIRECTORY (the stack's code bundle)", dict(TLS)),
+    listing("pipeline", "assets", "", "the code input is an S3Prefix input on the bundle's key"),
+    objects("pipeline", "s3:GetObject", "artifacts", CODE_PREFIX, "0123abcd/sourcedir.tar.gz",
+            "the same, for a definition `mlops pipeline deploy` uploaded (code/<sha256>/)"),
+    objects("pipeline", "s3:PutObject", "artifacts", _PIPELINE_OUT, f"{EXEC}/preprocess/train/train.parquet",
+            "every step's outputs under pipelines/<name>/<execution>/<step>/<output>"),
+    objects("pipeline", "s3:GetObject", "artifacts", _PIPELINE_OUT, f"{EXEC}/preprocess/train/train.parquet",
+            "inputs and training channels are the earlier steps' outputs"),
+    listing("pipeline", "artifacts", _PIPELINE_OUT, "S3Prefix inputs and channels are listed"),
+    objects("pipeline", "s3:PutObject", "artifacts", _PIPELINE_OUT,
+            f"{EXEC}/train/model/pipelines-{EXEC}-train/output/model.tar.gz", "train and tune: model artefacts"),
+    objects("pipeline", "s3:GetObject", "artifacts", _PIPELINE_OUT, f"{EXEC}/evaluate/evaluation/evaluation.json",
+            "check step: JsonGet reads evaluation.json (the pipeline service, with this role)"),
+    objects("pipeline", "s3:PutObject", "artifacts", _PIPELINE_OUT + "checkpoints/",
+            "pipelines-a1b2-tune-003-0a1b/checkpoint-120.ubj", "train step: CheckpointConfig uploads"),
+    objects("pipeline", "s3:GetObject", "artifacts", _PIPELINE_OUT + "checkpoints/",
+            "pipelines-a1b2-tune-003-0a1b/checkpoint-120.ubj", "train step: a retried or spot-interrupted job "
+            "resumes from its checkpoints"),
+    listing("pipeline", "artifacts", _PIPELINE_OUT + "checkpoints/", "checkpoints are synced as a prefix"),
+    objects("pipeline", "s3:PutObject", "artifacts", BASELINE_PREFIX, "statistics.json",
+            "baseline step: the monitor's baseline (steps.py FIXED_OUTPUTS)"),
+    *key("pipeline", "kms:Decrypt", why="reading objects of the SSE-KMS buckets (raw, artefacts)"),
+    *key("pipeline", "kms:GenerateDataKey", "kms:Encrypt",
+         why="outputs written with ProcessingOutputConfig/OutputDataConfig/TransformOutput KmsKeyId"),
+    *key("pipeline", "kms:CreateGrant", why=_VOLUMES, context=FOR_AWS_RESOURCE),
+    *key("pipeline", "kms:DescribeKey", why=_VOLUMES),
+    *ecr_pull("pipeline", "pipeline_image", "every image the definition names"),
+    *logs("pipeline", "/aws/sagemaker/ProcessingJobs", f"pipelines-{EXEC}-etl-0a1b/algo-1-1700000000",
+          "processing jobs' logs"),
+    *logs("pipeline", "/aws/sagemaker/TrainingJobs", f"pipelines-{EXEC}-train-0a1b/algo-1-1700000000",
+          "training and tuning jobs' logs"),
+    *logs("pipeline", "/aws/sagemaker/TransformJobs", f"pipelines-{EXEC}-transform-0a1b/i-0123/data-log",
+          "transform job's logs"),
+    metrics("pipeline", "/aws/sagemaker/TrainingJobs", "training jobs publish their metric definitions"),
+    metrics("pipeline", "/aws/sagemaker/ProcessingJobs", "processing jobs' instance metrics"),
+    *vpc_attachment("pipeline", "every job runs in the stage's VPC (VpcConfig)"),
+]
+
+# -- the endpoint's model role ----------------------------------------------------------------------
+ENDPOINT_MODEL: list[Need] = [
+    *ecr_pull("endpoint-model", "serve_image", "the model package's serving image (SageMaker checks the "
+                                                 "execution role even for AWS-owned images)"),
+    objects("endpoint-model", "s3:GetObject", "artifacts", _PIPELINE_OUT,
+            f"{EXEC}/train/model/pipelines-{EXEC}-train/output/model.tar.gz",
+            "the model package's ModelDataUrl (the train step's model.tar.gz)"),
+    Need("endpoint-model", "s3:GetObject", "{code_asset}",
+         "SAGEMAKER_SUBMIT_DIRECTORY of a version the stack's pipeline registered", dict(TLS)),
+    objects("endpoint-model", "s3:GetObject", "artifacts", CODE_PREFIX, "0123abcd/sourcedir.tar.gz",
+            "SAGEMAKER_SUBMIT_DIRECTORY of a version a CI-upserted pipeline registered"),
+    *key("endpoint-model", "kms:Decrypt", why="model.tar.gz and the code are SSE-KMS objects"),
+    objects("endpoint-model", "s3:PutObject", "artifacts", CAPTURE_PREFIX,
+            "{endpoint_name}/AllTraffic/" + SAMPLE_TIME + "/capture-0a1b.jsonl",
+            "data capture (DataCaptureConfig, infra/constructs/serving.py)"),
+    *key("endpoint-model", "kms:GenerateDataKey", why="data capture is written with the lake key"),
+    *logs("endpoint-model", "/aws/sagemaker/Endpoints/{endpoint_name}", "AllTraffic/i-0123456789abcdef0",
+          "the serving containers' logs"),
+    metrics("endpoint-model", "/aws/sagemaker/Endpoints",
+            "CreateModel's documented execution-role permissions: the instances' metrics"),
+    *vpc_attachment("endpoint-model", "the model runs in the stage's VPC (VpcConfig)"),
+]
+
+# -- Model Monitor ----------------------------------------------------------------------------------
+_SCHEDULE = "{stack_prefix}-data-quality"
+MONITOR: list[Need] = [
+    *ecr_pull("monitor", "analyzer_image", "the data-quality job's analyzer image"),
+    objects("monitor", "s3:GetObject", "artifacts", CAPTURE_PREFIX + "{endpoint_name}/",
+            "AllTraffic/" + SAMPLE_TIME + "/capture-0a1b.jsonl", "EndpointInput: the hour of captured traffic"),
+    listing("monitor", "artifacts", CAPTURE_PREFIX + "{endpoint_name}/", "the capture prefix is listed"),
+    objects("monitor", "s3:GetObject", "artifacts", BASELINE_PREFIX, "constraints.json",
+            "DataQualityBaselineConfig: constraints.json and statistics.json"),
+    objects("monitor", "s3:PutObject", "artifacts", REPORTS_PREFIX,
+            "{endpoint_name}/" + _SCHEDULE + "/" + SAMPLE_TIME + "/constraint_violations.json",
+            "MonitoringOutputs: the reports"),
+    *key("monitor", "kms:Decrypt", why="capture and baseline are SSE-KMS objects"),
+    *key("monitor", "kms:GenerateDataKey", "kms:Encrypt", why="MonitoringOutputConfig KmsKeyId"),
+    *key("monitor", "kms:CreateGrant", why="ClusterConfig VolumeKmsKeyId", context=FOR_AWS_RESOURCE),
+    *key("monitor", "kms:DescribeKey", why="ClusterConfig VolumeKmsKeyId"),
+    *logs("monitor", "/aws/sagemaker/ProcessingJobs", "model-monitoring-202401020300-0a1b/algo-1-1700000000",
+          "the monitoring job's logs"),
+    metrics("monitor", "aws/sagemaker/Endpoints/data-metrics",
+            "publish_cloudwatch_metrics: feature_baseline_drift_<feature>"),
+    *vpc_attachment("monitor", "the monitoring job runs in the stage's VPC (NetworkConfig)"),
+]
+
+# -- Glue -------------------------------------------------------------------------------------------
+_DATASET = "{dataset}/"
+_PARTITION = "ingestion_date=2024-01-02/part-00000.snappy.parquet"
+_GLUE_JOB_LOGS = "/aws-glue/jobs/{glue_security_configuration}-role/{glue_job_role}"
+GLUE_JOB: list[Need] = [
+    objects("glue-job", "s3:GetObject", "raw", "", "landing/churn-2024-01-02.csv", "--raw_path: the whole raw zone"),
+    listing("glue-job", "raw", "", "--raw_path is read as a prefix (Hadoop's FileSystem lists it)"),
+    *[Need("glue-job", "s3:GetObject", f"{{{asset}}}", f"Glue fetches {what}", dict(TLS))
+      for asset, what in (("etl_script", "the script"), ("etl_modules", "--extra-py-files"),
+                          ("etl_spec", "--extra-files (the spec)"))],
+    *[objects("glue-job", action, zone, _DATASET, _PARTITION,
+              f"--{zone}_path: Parquet partitions overwritten in place (partitionOverwriteMode=dynamic)")
+      for zone in ("curated", "quarantine")
+      for action in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject")],
+    *[listing("glue-job", zone, _DATASET, f"--{zone}_path: the partitions it replaces are listed")
+      for zone in ("curated", "quarantine")],
+    objects("glue-job", "s3:PutObject", "artifacts", ETL_REPORTS_PREFIX + _DATASET, "etl_report.json",
+            "--report_path"),
+    *key("glue-job", "kms:Decrypt", why="raw objects are SSE-KMS"),
+    *key("glue-job", "kms:GenerateDataKey", "kms:Encrypt",
+         why="the security configuration: SSE-KMS outputs, encrypted logs, CSE-KMS job bookmarks"),
+    *logs("glue-job", f"{_GLUE_JOB_LOGS}/output", "jr_0a1b2c3d", "the job's driver output (encrypted logs)",
+          associate_key=True),
+    *logs("glue-job", f"{_GLUE_JOB_LOGS}/logs-v2", "jr_0a1b2c3d-driver", "continuous logging",
+          associate_key=True),
+    metrics("glue-job", "Glue", "--enable-metrics and --enable-observability-metrics (set by the CDK job)"),
+]
+
+GLUE_CRAWLER: list[Need] = [
+    objects("glue-crawler", "s3:GetObject", "curated", _DATASET, _PARTITION, "the crawler's S3 target"),
+    listing("glue-crawler", "curated", _DATASET, "the target is crawled as a prefix"),
+    *key("glue-crawler", "kms:Decrypt", why="curated objects are SSE-KMS"),
+    Need("glue-crawler", "glue:GetDatabase", "{database}", "the crawler's DatabaseName"),
+    *[Need("glue-crawler", action, "arn:{partition}:glue:{region}:{account}:table/{database_name}/{dataset}",
+           "tables and partitions the crawler keeps up to date")
+      for action in ("glue:GetTable", "glue:CreateTable", "glue:UpdateTable", "glue:GetPartitions",
+                     "glue:BatchCreatePartition", "glue:BatchUpdatePartition")],
+    *logs("glue-crawler", "/aws-glue/crawlers-role/{glue_crawler_role}-{glue_security_configuration}", "churn",
+          "the crawler's logs (encrypted)", associate_key=True),
+]
+
+# -- CI ---------------------------------------------------------------------------------------------
+_CODE_KEY = "0123abcd/sourcedir.tar.gz"  # code/<sha256>/sourcedir.tar.gz (pipelines/bundles.py code_key)
+_API = "pipelines/sagemaker/api.py"
+CI_PUSH: list[Need] = [
+    objects("ci-push", "s3:GetObject", "artifacts", CODE_PREFIX, _CODE_KEY,
+            f"{_API} upload_code: head_object (HeadObject needs s3:GetObject)"),
+    listing("ci-push", "artifacts", CODE_PREFIX, f"{_API} upload_code: a missing key must answer 404, not 403",
+            implicit=True),
+    objects("ci-push", "s3:PutObject", "artifacts", CODE_PREFIX, _CODE_KEY, f"{_API} upload_code: put_object"),
+    *key("ci-push", "kms:GenerateDataKey", why=f"{_API} upload_code: SSE-KMS with the lake key"),
+    objects("ci-push", "s3:PutObject", "artifacts", _PIPELINE_OUT + "definitions/", "0123abcd.json",
+            f"{_API} upsert_pipeline: a definition over 100 KB goes through S3"),
+    objects("ci-push", "s3:GetObject", "artifacts", _PIPELINE_OUT + "definitions/", "0123abcd.json",
+            f"{_API} upsert_pipeline: SageMaker fetches PipelineDefinitionS3Location (assumed: with the "
+            "caller's rights)"),
+    *key("ci-push", "kms:Decrypt", why="SageMaker reads the SSE-KMS definition object (assumed, as above)"),
+    *[Need("ci-push", f"sagemaker:{verb}", "{pipeline}", f"{_API} {fn}")
+      for verb, fn in (("DescribePipeline", "upsert_pipeline"), ("CreatePipeline", "upsert_pipeline"),
+                       ("UpdatePipeline", "upsert_pipeline"), ("StartPipelineExecution", "start_execution"),
+                       ("ListPipelineExecutions", "latest_execution (mlops pipeline status)"))],
+    Need("ci-push", "iam:PassRole", "{pipeline_role}", f"{_API} upsert_pipeline: RoleArn", SAGEMAKER),
+    *[Need("ci-push", f"sagemaker:{verb}", "{pipeline}/execution/" + EXEC, f"{_API} describe_execution")
+      for verb in ("DescribePipelineExecution", "ListPipelineExecutionSteps")],
+]
+
+CI_READ_ONLY: list[Need] = [
+    *[Need("ci-read-only", f"cloudformation:{verb}",
+           "arn:{partition}:cloudformation:{region}:{account}:stack/{stack_prefix}-" + concern
+           + "/0a1b2c3d-0000-1111-2222-333344445555",
+           "pull-request.yml deployed-diff: `cdk diff --method template` reads the deployed stacks")
+      for verb in ("DescribeStacks", "GetTemplate") for concern in ("network", "serving")],
+    *[Need("ci-read-only", f"sagemaker:{verb}", "{pipeline}", "mlops pipeline status")
+      for verb in ("DescribePipeline", "ListPipelineExecutions")],
+    *[Need("ci-read-only", f"sagemaker:{verb}", "{pipeline}/execution/" + EXEC, "mlops pipeline status")
+      for verb in ("DescribePipelineExecution", "ListPipelineExecutionSteps")],
+]
+
+# -- the deployer Lambda ----------------------------------------------------------------------------
+_LAMBDA = "infra/lambdas/deploy_approved/index.py"
+_NEW = "{endpoint_name}-v3-20240102030405"  # _name(endpoint, f"v{version}-{time}")
+DEPLOYER: list[Need] = [
+    sagemaker("deployer", "sagemaker:DescribeEndpoint", "endpoint/{endpoint_name}", f"{_LAMBDA} deploy"),
+    sagemaker("deployer", "sagemaker:DescribeEndpointConfig", "endpoint-config/servingendpointconfig-0a1b2c3d",
+              f"{_LAMBDA} deploy: the current config (a CloudFormation-generated name)"),
+    sagemaker("deployer", "sagemaker:DescribeModel", "model/servingmodel-0a1b2c3d",
+              f"{_LAMBDA} deploy: the models the current config serves"),
+    sagemaker("deployer", "sagemaker:CreateModel", f"model/{_NEW}", f"{_LAMBDA} deploy: create_model"),
+    sagemaker("deployer", "sagemaker:CreateEndpointConfig", f"endpoint-config/{_NEW}",
+              f"{_LAMBDA} deploy: create_endpoint_config"),
+    sagemaker("deployer", "sagemaker:UpdateEndpoint", "endpoint/{endpoint_name}",
+              f"{_LAMBDA} deploy: update_endpoint (blue/green)"),
+    Need("deployer", "iam:PassRole", "{model_role}", f"{_LAMBDA} deploy: the new model's ExecutionRoleArn",
+         SAGEMAKER),
+    *key("deployer", "kms:CreateGrant", why="the copied config's KmsKeyId and DataCaptureConfig.KmsKeyId: "
+                                           "SageMaker grants itself the key with the caller's rights",
+         context=FOR_AWS_RESOURCE),
+    *key("deployer", "kms:DescribeKey", why="the same"),
+    *logs("deployer", "{deployer_log_group}", "2024/01/02/[$LATEST]0a1b2c3d", "the function's own log group",
+          create_group=False),
+]
+
+# -- EventBridge ------------------------------------------------------------------------------------
+EVENTS: list[Need] = [
+    Need("pipeline-starter", "sagemaker:StartPipelineExecution", "{pipeline}",
+         "the retraining schedule and the 'Glue ETL succeeded' rule (infra/constructs/rule_targets.py)"),
+    Need("etl-events", "glue:NotifyEvent", "{workflow}",
+         "'Object Created' in the raw bucket and the ETL schedule feed the workflow's EVENT trigger"),
+]
+
+NEEDS: tuple[Need, ...] = (*PIPELINE, *ENDPOINT_MODEL, *MONITOR, *GLUE_JOB, *GLUE_CRAWLER, *CI_PUSH, *CI_READ_ONLY,
+                           *DEPLOYER, *EVENTS)
