@@ -49,7 +49,7 @@ def _env(name: str, default: str | None = None) -> str | None:
 
 def _workload_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workload", choices=tuple(WORKLOADS), default="tabular", help="which pipeline (default tabular)")
-    p.add_argument("--problem-type", default="", choices=("", *PROBLEM_TYPES),
+    p.add_argument("--problem-type", default=None, choices=PROBLEM_TYPES,
                    help="default: the workload's (" + ", ".join(f"{w.name}: {w.default_problem}"
                                                                for w in WORKLOADS.values()) + ")")
 
@@ -183,7 +183,7 @@ def _target(args: argparse.Namespace, code_uri: str) -> Any:
             role_arn=args.role_arn, bucket=args.bucket, code_uri=code_uri, region=args.region,
             workload=args.workload, pipeline_name=args.pipeline_name, model_package_group=args.model_package_group,
             kms_key_arn=args.kms_key_arn or None, subnet_ids=_ids(args.subnet_ids),
-            security_group_ids=_ids(args.security_group_ids), problem_type=args.problem_type,
+            security_group_ids=_ids(args.security_group_ids), problem_type=args.problem_type or "",
             input_data_uri=args.input_data_uri or None, spec=args.spec,
         )
     except ValueError as e:
@@ -194,7 +194,7 @@ def _azure_target(args: argparse.Namespace) -> Any:
     from pipelines.azure.target import AzureTarget
 
     try:
-        return AzureTarget(compute=args.compute, workload=args.workload, problem_type=args.problem_type,
+        return AzureTarget(compute=args.compute, workload=args.workload, problem_type=args.problem_type or "",
                            **({"spec": args.spec} if getattr(args, "spec", None) else {}))
     except ValueError as e:
         raise ConfigError(str(e).replace("invalid AzureTarget", "invalid settings")) from e
