@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pipelines.sagemaker.shapes as shapes
+from pipelines.sagemaker.runtime.expressions import is_expression
 from pipelines.sagemaker.shapes import Problem
+from pipelines.sagemaker.wiring import flatten
 
 # Step type -> (the request it makes, the response(s) its properties are read from).
 OPERATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -117,14 +119,7 @@ def ensure_valid(definition: Mapping[str, Any]) -> Report:
 
 def steps(definition: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     """Every step, those inside conditions included, in definition order."""
-    def walk(items: list[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
-        for step in items:
-            yield step
-            if step.get("Type") == "Condition":
-                yield from walk(step["Arguments"].get("IfSteps", []))
-                yield from walk(step["Arguments"].get("ElseSteps", []))
-
-    yield from walk(definition.get("Steps", []))
+    return flatten(definition.get("Steps", []))
 
 
 def requests(definition: Mapping[str, Any]) -> list[Request]:
@@ -151,10 +146,6 @@ def requests(definition: Mapping[str, Any]) -> list[Request]:
     return out
 
 
-def _is_expression(value: Any) -> bool:
-    return isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in ("Get", "Std:Join", "Std:JsonGet")
-
-
 class _Renderer:
     def __init__(self, parameters: Mapping[str, Mapping[str, Any]],
                  all_steps: Mapping[str, Mapping[str, Any]]) -> None:
@@ -164,7 +155,7 @@ class _Renderer:
         self.origins: dict[str, str] = {}
 
     def render(self, value: Any, shape: Any, path: str) -> Any:
-        if _is_expression(value):
+        if is_expression(value):
             return self.expression(value, shape, path)
         kind = shape.type_name if shape is not None else None
         if isinstance(value, Mapping):
