@@ -5,21 +5,26 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# checkov pins its own boto3 and more, which clash with ours: it lives in a venv of its own
+# (tests/infra/test_infra_checkov.py runs it from there).
+CHECKOV_VENV := .venv-checkov
 # The set-up re-runs only when what it installs from changes.
-STAMP := $(VENV)/.setup-$(shell cat pyproject.toml requirements.lock package.json | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.setup-$(shell cat pyproject.toml requirements.lock requirements-checkov.lock package.json | sha1sum | cut -c1-12)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: setup run test lint typecheck unit bench synth clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock package.json
+$(STAMP): pyproject.toml requirements.lock requirements-checkov.lock package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade 'pip>=24'
 	# requirements.lock pins every transitive version: a fast, reproducible resolve (the bare
 	# ranges send pip backtracking for minutes). torch is the CPU build on this machine's disk.
 	$(BIN)/python -m pip install --quiet -e '.[dev]' -c requirements.lock
 	npm ci --no-audit --no-fund --silent
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.lock
 	# PYTHONDONTWRITEBYTECODE is set on these machines: compile the big packages once, not per import
 	$(BIN)/python -m compileall -q -j 2 $(VENV)/lib/python3.11/site-packages > /dev/null || true
 	rm -f $(VENV)/.setup-*
@@ -52,4 +57,4 @@ bench: setup
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .mlops .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out .mlops .pytest_cache .mypy_cache .ruff_cache

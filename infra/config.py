@@ -3,7 +3,6 @@
 The defaults below are the whole configuration; CDK context can override any field of one stage:
 
     cdk synth -c 'mlops:prod={"github_repo": "acme/churn", "region": "eu-west-1"}'
-    cdk deploy mlops-dev-serving -c modelPackageArn=arn:aws:sagemaker:...:model-package/churn-models-dev/3
 
 (or the same keys under "context" in cdk.json). An unknown field, a wrong type or an invalid value
 fails before any construct is built, with a message that names the field. Only infra/app.py reads
@@ -32,7 +31,13 @@ MlflowSize = Literal["Small", "Medium", "Large"]
 # Context keys this app reads. Anything else under the "mlops" prefix, or a near miss of one of
 # these (modelPackageARN, mlops:Prod ...), is a typo and fails.
 CONTEXT_PREFIX = "mlops:"
+# Which model version serves is no longer configuration: approving a version in the Model Registry
+# deploys it through the serving stack's ModelPackageArn parameter (infra/constructs/serving.py).
 MODEL_PACKAGE_ARN_KEY = "modelPackageArn"
+MODEL_PACKAGE_MOVED = ("the served model version is no longer set at synth: approving a version in the Model "
+                       "Registry deploys it through the serving stack's ModelPackageArn parameter (the deployer "
+                       "Lambda updates the stack; `cdk deploy` keeps the previous value). Remove it from the "
+                       "context and approve the version instead (`mlops models approve N --target sagemaker`)")
 # The retention periods CloudWatch Logs accepts, in days.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
                       2922, 3288, 3653)
@@ -47,10 +52,8 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _SCHEDULE = re.compile(r"^(cron\(\S+( \S+){5}\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
 _GITHUB_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+_GITHUB_ENVIRONMENT = re.compile(r"^[A-Za-z0-9._-]{1,255}$")  # part of a token subject: no ':'
 _CIDR = re.compile(r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-4])$")
-_MODEL_PACKAGE_ARN = re.compile(
-    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9-]{1,63}/\d+$"
-)
 _OIDC_PROVIDER_ARN = re.compile(
     r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
 )
@@ -107,15 +110,20 @@ class StageConfig:
     model_latency_p99_ms: int = 500
     drift_threshold: float = 0.2  # Model Monitor's feature_baseline_drift_* distance
 
-    # Data lake lifecycle. Raw data, which the ETL and the pipeline re-read whole, moves to S3
-    # Intelligent-Tiering (never to an archive class: infra/constructs/data_lake.py); quarantined
-    # rows and captured traffic move to STANDARD_IA after this many days.
+    # Data lake lifecycle. Raw data moves to S3 Intelligent-Tiering at once; quarantined rows and
+    # captured traffic move to STANDARD_IA after this many days.
     infrequent_access_after_days: int = 30
+    # Raw objects the ETL has processed (tagged mlops:processed=true, after its ledger entry) move to
+    # S3 Glacier Deep Archive this many days after they were written; untagged ones are never archived.
+    processed_raw_archive_after_days: int = 180
     noncurrent_versions_expire_after_days: int = 90
     log_retention_days: int = 30
 
     # CI access: GitHub repository (owner/name) allowed to assume the CI roles; None: no CI stack.
     github_repo: str | None = None
+    # The GitHub environment whose jobs deploy this stage and start its pipeline (deploy-infra.yml,
+    # train.yml): its CI roles trust the token subject repo:<github_repo>:environment:<this>.
+    github_environment: str = "dev"
     # An account holds one GitHub OIDC provider (a second create fails with EntityAlreadyExists).
     # - github_oidc_provider_arn: the account already has one: import it (nothing is created).
     # - create_github_oidc_provider: true, this stage creates it; false, it imports its account's
@@ -128,9 +136,6 @@ class StageConfig:
 
     # Optional SageMaker managed MLflow tracking server (None: none).
     mlflow_server_size: MlflowSize | None = None
-    # The approved model package the endpoint serves (None: no endpoint yet).
-    model_package_arn: str | None = None
-
     # Tags on every resource of the stage, next to the stage and project tags.
     extra_tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -212,12 +217,16 @@ class StageConfig:
             fail("drift_threshold", "a distribution distance lies in (0, 1]")
         if self.infrequent_access_after_days < 30:
             fail("infrequent_access_after_days", "S3 moves objects to STANDARD_IA after 30 days at least")
+        if self.processed_raw_archive_after_days < 1:
+            fail("processed_raw_archive_after_days", "must be at least 1")
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             fail("log_retention_days", f"CloudWatch Logs keeps logs for one of {LOG_RETENTION_DAYS} days")
         if self.noncurrent_versions_expire_after_days < 1:
             fail("noncurrent_versions_expire_after_days", "must be at least 1")
         if self.github_repo is not None and not _GITHUB_REPO.match(self.github_repo):
             fail("github_repo", "must be owner/name of a GitHub repository")
+        if not _GITHUB_ENVIRONMENT.match(self.github_environment):
+            fail("github_environment", "must be a GitHub environment name (letters, digits, '.', '_', '-')")
         if self.github_oidc_provider_arn is not None and not _OIDC_PROVIDER_ARN.match(
                 self.github_oidc_provider_arn):
             fail("github_oidc_provider_arn", "must be the ARN of the token.actions.githubusercontent.com provider")
@@ -229,8 +238,6 @@ class StageConfig:
         for name in ("github_oidc_provider_arn", "create_github_oidc_provider"):
             if getattr(self, name) is not None and self.github_repo is None:
                 fail(name, "has no effect without github_repo (no CI access stack)")
-        if self.model_package_arn is not None and not _MODEL_PACKAGE_ARN.match(self.model_package_arn):
-            fail("model_package_arn", "must be arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>")
         if self.mlflow_server_size is not None and self.mlflow_server_size not in typing.get_args(MlflowSize):
             fail("mlflow_server_size", f"must be one of {typing.get_args(MlflowSize)} or null")
         for k, v in self.extra_tags.items():
@@ -261,15 +268,17 @@ STAGE_DEFAULTS: dict[Stage, dict[str, Any]] = {
         "error_5xx_threshold": 2,
         "log_retention_days": 365,
         "noncurrent_versions_expire_after_days": 365,
+        "github_environment": "production",
     },
 }
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(StageConfig))
 # Fields that existed once: a context that still sets one fails with what to do instead.
 REMOVED_FIELDS: dict[str, str] = {
-    "raw_archive_after_days": "raw data is never archived any more: the ETL and the pipeline re-read all of it, "
-                              "and an archived object fails their reads (InvalidObjectState); it moves to S3 "
-                              "Intelligent-Tiering, whose tiers are all read at once",
+    "raw_archive_after_days": "raw data is never archived before the ETL has processed it: set "
+                              "processed_raw_archive_after_days (only raw objects the ETL has tagged "
+                              "mlops:processed=true are archived; the pipeline reads curated data)",
+    "model_package_arn": MODEL_PACKAGE_MOVED,
     "raw_infrequent_access_after_days": "renamed infrequent_access_after_days (quarantine and data capture); raw "
                                         "data moves to S3 Intelligent-Tiering",
 }
@@ -295,10 +304,12 @@ def from_context(context: Mapping[str, Any]) -> dict[Stage, StageConfig]:
     """Both stages' configurations from the app's context (cdk.json and `-c` flags).
 
     `mlops:<stage>` holds overrides for that stage (a JSON object, or its text when given with
-    `-c`); `modelPackageArn` sets the model package of every stage that does not set its own.
+    `-c`). `modelPackageArn` is gone (MODEL_PACKAGE_MOVED): given, or nearly, it fails saying so.
     """
-    ours = {f"{CONTEXT_PREFIX}{s}" for s in STAGES} | {MODEL_PACKAGE_ARN_KEY}
+    ours = {f"{CONTEXT_PREFIX}{s}" for s in STAGES}
     for key in context:
+        if difflib.get_close_matches(key.lower(), [MODEL_PACKAGE_ARN_KEY.lower()], n=1, cutoff=0.85):
+            raise ConfigError(f"context.{key}: no longer read: {MODEL_PACKAGE_MOVED}")
         if key in ours:
             continue
         if key.lower().startswith(CONTEXT_PREFIX.rstrip(":")):
@@ -307,15 +318,10 @@ def from_context(context: Mapping[str, Any]) -> dict[Stage, StageConfig]:
         if close:
             raise ConfigError(f"context: unknown key {_hint(key, sorted(ours))}")
 
-    arn = context.get(MODEL_PACKAGE_ARN_KEY)
-    if arn is not None and not isinstance(arn, str):
-        raise ConfigError(f"context.{MODEL_PACKAGE_ARN_KEY}: must be a string (got {arn!r})")
     configs: dict[Stage, StageConfig] = {}
     for stage in STAGES:
         key = f"{CONTEXT_PREFIX}{stage}"
         overrides = _as_mapping(key, context.get(key))
-        if arn and "model_package_arn" not in overrides:
-            overrides = {**overrides, "model_package_arn": arn}
         configs[stage] = stage_config(stage, overrides)
     return plan_github_oidc(configs)
 

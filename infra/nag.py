@@ -10,6 +10,12 @@ the rule and, for rules that report findings (IAM4, IAM5), regular expressions o
 
 It is recorded as metadata on the construct and applies to the resources under it. `NagChecks`
 wraps the AwsSolutions pack: it runs the pack and drops the violations an acknowledgment covers.
+
+Checkov (tests/infra/test_infra_checkov.py) reads its acknowledgments from the template itself:
+`checkov_skip(construct, "CKV_AWS_116", reason)` writes the CloudFormation Metadata
+{"checkov": {"skip": [{"id": ..., "comment": reason}]}} on the construct's resource, where checkov
+reports the check as skipped with that comment. The Lambda functions CDK adds by itself (bucket
+notifications, auto-delete) have no construct of ours to stand beside: `NagChecks` tags them.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from dataclasses import dataclass
 
 import jsii
 from aws_cdk import (
+    Aspects,
+    CfnResource,
+    IAspect,
     IPolicyValidationContext,
     IPolicyValidationPlugin,
     PolicyValidationPluginReport,
@@ -85,6 +94,50 @@ def acknowledge(scope: IConstruct, rule: str, reason: str, *, findings: Sequence
         (scope.node.path, Acknowledgment(rule, reason, tuple(findings))))
 
 
+CHECKOV_METADATA = "checkov"
+_CHECKOV_ID = re.compile(r"^CKV2?_AWS_\d+$")
+
+
+def checkov_skip(scope: IConstruct, check_id: str, reason: str) -> None:
+    """Acknowledge checkov's `check_id` on the CloudFormation resource of `scope` (the construct's
+    default child, or `scope` itself when it is a CfnResource), for a reason a reviewer can check."""
+    if len(reason.strip()) < MIN_REASON:
+        raise ValueError(f"checkov_skip({check_id}) on {scope.node.path}: give a reason of {MIN_REASON}+ characters")
+    if not _CHECKOV_ID.match(check_id):
+        raise ValueError(f"checkov_skip: {check_id!r} is not a checkov check id such as CKV_AWS_116")
+    resource = scope if isinstance(scope, CfnResource) else scope.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise ValueError(f"checkov_skip({check_id}): {scope.node.path} has no CloudFormation resource of its own")
+    current = resource.get_metadata(CHECKOV_METADATA) or {}
+    skips = [s for s in current.get("skip", []) if s["id"] != check_id]
+    resource.add_metadata(CHECKOV_METADATA, {"skip": [*skips, {"id": check_id, "comment": reason}]})
+
+
+# The Lambda functions CDK creates for its own custom resources, by the id CDK gives their construct.
+CDK_HANDLERS: tuple[str, ...] = ("BucketNotificationsHandler", "Custom::S3AutoDeleteObjectsCustomResourceProvider",
+                                 "LogRetention", "AWS679f53fac002430cb0da5b7982bd2287")
+_CDK_HANDLER_SKIPS: dict[str, str] = {
+    "CKV_AWS_116": "CDK's own custom-resource handler: CloudFormation invokes it synchronously during a "
+                   "deployment and a failure fails that deployment; there is no asynchronous event to keep",
+    "CKV_AWS_115": "CDK's own custom-resource handler: only CloudFormation invokes it, once per resource "
+                   "change of a deployment, so reserved concurrency would limit nothing",
+    "CKV_AWS_117": "CDK's own custom-resource handler: it makes AWS API calls only (S3, CloudWatch Logs), during "
+                   "a deployment, and serves no traffic; a VPC would add ENIs and endpoints for nothing",
+}
+
+
+@jsii.implements(IAspect)
+class CdkHandlerSkips:
+    """Acknowledges, for checkov, the Lambda findings on the handlers CDK adds for its own resources."""
+
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, CfnResource) or node.cfn_resource_type != "AWS::Lambda::Function":
+            return
+        if any(part.startswith(CDK_HANDLERS) for part in node.node.path.split("/")):
+            for check_id, reason in _CDK_HANDLER_SKIPS.items():
+                checkov_skip(node, check_id, reason)
+
+
 def acknowledgments_of(scope: IConstruct) -> list[tuple[str, Acknowledgment]]:
     """(owner path, acknowledgment) recorded on `scope` and its ancestors, nearest first."""
     found: list[tuple[str, Acknowledgment]] = []
@@ -111,6 +164,7 @@ class NagChecks:
 
     def __init__(self, app: IConstruct, *, verbose: bool = False) -> None:
         self._app = app
+        Aspects.of(app).add(CdkHandlerSkips())
         self._pack = AwsSolutionsChecks(app, verbose=verbose)
         self.acknowledged: list[tuple[str, str, str]] = []  # (construct path, rule name, reason)
         self._used: set[tuple[str, str, str]] = set()  # (owner path, rule, pattern)

@@ -31,21 +31,26 @@ from infra.constructs.data_lake import (
     PIPELINES_PREFIX,
     REPORTS_PREFIX,
 )
+from infra.constructs.model_monitor.data_quality import GROUND_TRUTH_PREFIX
+from infra.lambdas.start_pipeline.index import SNAPSHOT_PREFIX
 
 Role = Literal["pipeline", "endpoint-model", "monitor", "glue-job", "glue-crawler", "ci-push", "ci-read-only",
-               "deployer", "pipeline-starter", "etl-events"]
+               "ci-deploy", "deployer", "pipeline-starter", "etl-events"]
 
 ROLES: dict[Role, str] = {
     "pipeline": "SageMaker pipeline execution role: the pipeline service and every job it starts "
                 "(processing, tuning and its training jobs, training, transform, the transform model)",
     "endpoint-model": "the endpoint's model: its serving containers and SageMaker's data capture",
-    "monitor": "Model Monitor's data-quality jobs (the hourly schedule's processing jobs)",
+    "monitor": "Model Monitor's data-quality and model-quality jobs (the hourly and daily schedules' processing jobs)",
     "glue-job": "the Glue ETL job (training_code/etl.py on Glue 5)",
     "glue-crawler": "the Glue crawler over the curated data set",
-    "ci-push": "GitHub Actions on main (train.yml: `mlops pipeline deploy --start`)",
+    "ci-push": "GitHub Actions, the stage's environment (train.yml: `mlops pipeline start`, through the starter)",
+    "ci-deploy": "GitHub Actions, the stage's environment (deploy-infra.yml, train.yml: `cdk deploy`)",
     "ci-read-only": "GitHub Actions on pull requests (pull-request.yml: `cdk diff` against deployed dev)",
-    "deployer": "the Lambda function that deploys an approved model version (infra/lambdas/deploy_approved)",
-    "pipeline-starter": "EventBridge rules that start the pipeline (schedule, new curated data)",
+    "deployer": "the Lambda function that deploys an approved model version through the serving stack "
+                "(infra/lambdas/deploy_approved)",
+    "pipeline-starter": "the Lambda function that starts the pipeline on a curated-data snapshot "
+                        "(infra/lambdas/start_pipeline), invoked by the schedule, new curated data and drift",
     "etl-events": "EventBridge rules that start the ETL workflow (new raw objects, schedule)",
 }
 
@@ -63,6 +68,7 @@ SYMBOLS: dict[str, str] = {
     "key": "ARN of the data lake's KMS key",
     "pipeline_role": "ARN of the pipeline execution role", "model_role": "ARN of the endpoint's model role",
     "pipeline": "ARN of the SageMaker pipeline", "pipeline_name": "its name",
+    "starter": "ARN of the pipeline's starter Lambda function",
     "model_package_group": "the model package group's name", "endpoint_name": "the endpoint's name",
     "dataset": "the data set's name (its prefix in the curated and quarantine zones)",
     "database": "ARN of the lake's Glue database", "database_name": "its name",
@@ -154,6 +160,8 @@ def sagemaker(role: Role, action: str, resource: str, why: str) -> Need:
 
 
 # -- the pipeline's execution role ------------------------------------------------------------------
+_MANIFEST = "0123abcd" * 8 + ".manifest"  # snapshots/<sha256>.manifest (infra/lambdas/start_pipeline)
+_SNAPSHOT_OBJECT = "ingestion_date=2024-01-02/batch=0a1b2c3d/part-0.parquet"  # a key a manifest lists
 _RUN = "pipelines/{pipeline_name}/" + EXEC  # every step's outputs (pipelines/sagemaker/steps.py out_uri)
 _PIPELINE_OUT = f"{PIPELINES_PREFIX}{{pipeline_name}}/"
 _VOLUMES = ("VolumeKmsKeyId of every processing, training, tuning and transform job "
@@ -182,9 +190,10 @@ PIPELINE: list[Need] = [
     Need("pipeline", "iam:PassRole", "{pipeline_role}",
          "every job, the tuning job's training jobs and the transform model run as this role", SAGEMAKER),
     # What the jobs read and write.
-    objects("pipeline", "s3:GetObject", "raw", "", "landing/churn-2024-01-02.csv",
-            "etl step: ProcessingInput raw = InputDataUrl, default the whole raw bucket"),
-    listing("pipeline", "raw", "", "etl step: an S3Prefix input is listed"),
+    objects("pipeline", "s3:GetObject", "artifacts", SNAPSHOT_PREFIX, _MANIFEST,
+            "preprocess step: ProcessingInput InputDataUrl, a ManifestFile the starter wrote"),
+    objects("pipeline", "s3:GetObject", "curated", "{dataset}/", _SNAPSHOT_OBJECT,
+            "preprocess step: the curated objects the manifest lists (SageMaker reads them with this role)"),
     Need("pipeline", "s3:GetObject", "{code_asset}",
          "every processing job's code input; sagemaker_submit_directory of tuning and training; the "
          "transform model's SAGEMAKER_SUBMIT_DIRECTORY (the stack's code bundle)", dict(TLS)),
@@ -208,7 +217,7 @@ PIPELINE: list[Need] = [
     listing("pipeline", "artifacts", _PIPELINE_OUT + "checkpoints/", "checkpoints are synced as a prefix"),
     objects("pipeline", "s3:PutObject", "artifacts", BASELINE_PREFIX, "statistics.json",
             "baseline step: the monitor's baseline (steps.py FIXED_OUTPUTS)"),
-    *key("pipeline", "kms:Decrypt", why="reading objects of the SSE-KMS buckets (raw, artefacts)"),
+    *key("pipeline", "kms:Decrypt", why="reading objects of the SSE-KMS buckets (curated, artefacts)"),
     *key("pipeline", "kms:GenerateDataKey", "kms:Encrypt",
          why="outputs written with ProcessingOutputConfig/OutputDataConfig/TransformOutput KmsKeyId"),
     *key("pipeline", "kms:CreateGrant", why=_VOLUMES, context=FOR_AWS_RESOURCE),
@@ -231,12 +240,9 @@ ENDPOINT_MODEL: list[Need] = [
                                                  "execution role even for AWS-owned images)"),
     objects("endpoint-model", "s3:GetObject", "artifacts", _PIPELINE_OUT,
             f"{EXEC}/train/model/pipelines-{EXEC}-train/output/model.tar.gz",
-            "the model package's ModelDataUrl (the train step's model.tar.gz)"),
-    Need("endpoint-model", "s3:GetObject", "{code_asset}",
-         "SAGEMAKER_SUBMIT_DIRECTORY of a version the stack's pipeline registered", dict(TLS)),
-    objects("endpoint-model", "s3:GetObject", "artifacts", CODE_PREFIX, "0123abcd/sourcedir.tar.gz",
-            "SAGEMAKER_SUBMIT_DIRECTORY of a version a CI-upserted pipeline registered"),
-    *key("endpoint-model", "kms:Decrypt", why="model.tar.gz and the code are SSE-KMS objects"),
+            "the model package's ModelDataUrl (the train step's model.tar.gz, its code/ inside: "
+            "SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code, so no code bundle is read)"),
+    *key("endpoint-model", "kms:Decrypt", why="model.tar.gz is an SSE-KMS object"),
     objects("endpoint-model", "s3:PutObject", "artifacts", CAPTURE_PREFIX,
             "{endpoint_name}/AllTraffic/" + SAMPLE_TIME + "/capture-0a1b.jsonl",
             "data capture (DataCaptureConfig, infra/constructs/serving.py)"),
@@ -255,11 +261,22 @@ MONITOR: list[Need] = [
     objects("monitor", "s3:GetObject", "artifacts", CAPTURE_PREFIX + "{endpoint_name}/",
             "AllTraffic/" + SAMPLE_TIME + "/capture-0a1b.jsonl", "EndpointInput: the hour of captured traffic"),
     listing("monitor", "artifacts", CAPTURE_PREFIX + "{endpoint_name}/", "the capture prefix is listed"),
-    objects("monitor", "s3:GetObject", "artifacts", BASELINE_PREFIX, "constraints.json",
-            "DataQualityBaselineConfig: constraints.json and statistics.json"),
+    objects("monitor", "s3:GetObject", "artifacts", _PIPELINE_OUT, f"{EXEC}/baseline/baseline/constraints.json",
+            "DataQualityBaselineConfig: the serving version's statistics.json and constraints.json (its "
+            "DriftCheckBaselines, the serving stack's Baseline*Uri parameters)"),
+    objects("monitor", "s3:GetObject", "artifacts", _PIPELINE_OUT,
+            f"{EXEC}/evaluate/evaluation/model_quality_constraints.json",
+            "ModelQualityBaselineConfig: the serving version's model-quality constraints "
+            "(ModelQualityConstraintsUri)"),
+    objects("monitor", "s3:GetObject", "artifacts", GROUND_TRUTH_PREFIX + "{endpoint_name}/",
+            SAMPLE_TIME + "/labels-0a1b.jsonl", "GroundTruthS3Input: the labels that arrived later"),
+    listing("monitor", "artifacts", GROUND_TRUTH_PREFIX + "{endpoint_name}/", "the ground-truth prefix is listed"),
     objects("monitor", "s3:PutObject", "artifacts", REPORTS_PREFIX,
             "{endpoint_name}/" + _SCHEDULE + "/" + SAMPLE_TIME + "/constraint_violations.json",
             "MonitoringOutputs: the reports"),
+    objects("monitor", "s3:PutObject", "artifacts", REPORTS_PREFIX,
+            "{endpoint_name}/{stack_prefix}-model-quality/" + SAMPLE_TIME + "/constraint_violations.json",
+            "MonitoringOutputs of the model-quality job (and its merged data)"),
     *key("monitor", "kms:Decrypt", why="capture and baseline are SSE-KMS objects"),
     *key("monitor", "kms:GenerateDataKey", "kms:Encrypt", why="MonitoringOutputConfig KmsKeyId"),
     *key("monitor", "kms:CreateGrant", why="ClusterConfig VolumeKmsKeyId", context=FOR_AWS_RESOURCE),
@@ -268,6 +285,8 @@ MONITOR: list[Need] = [
           "the monitoring job's logs"),
     metrics("monitor", "aws/sagemaker/Endpoints/data-metrics",
             "publish_cloudwatch_metrics: feature_baseline_drift_<feature>"),
+    metrics("monitor", "aws/sagemaker/Endpoints/model-metrics",
+            "publish_cloudwatch_metrics of the model-quality job: accuracy, f1, r2, ..."),
     *vpc_attachment("monitor", "the monitoring job runs in the stage's VPC (NetworkConfig)"),
 ]
 
@@ -276,7 +295,13 @@ _DATASET = "{dataset}/"
 _PARTITION = "ingestion_date=2024-01-02/part-00000.snappy.parquet"
 _GLUE_JOB_LOGS = "/aws-glue/jobs/{glue_security_configuration}-role/{glue_job_role}"
 GLUE_JOB: list[Need] = [
-    objects("glue-job", "s3:GetObject", "raw", "", "landing/churn-2024-01-02.csv", "--raw_path: the whole raw zone"),
+    objects("glue-job", "s3:GetObject", "raw", "", "landing/churn-2024-01-02.csv",
+            "--raw_path: raw objects its ledger does not hold yet (spark_etl/ledger.py)"),
+    *[objects("glue-job", action, "raw", "", "landing/churn-2024-01-02.csv",
+              "tags each processed raw object mlops:processed=true after its ledger entry (spark_etl/s3_objects.py); "
+              "the lifecycle archives only tagged objects")
+      for action in ("s3:GetObjectTagging", "s3:GetObjectVersionTagging", "s3:PutObjectTagging",
+                     "s3:PutObjectVersionTagging")],
     listing("glue-job", "raw", "", "--raw_path is read as a prefix (Hadoop's FileSystem lists it)"),
     *[Need("glue-job", "s3:GetObject", f"{{{asset}}}", f"Glue fetches {what}", dict(TLS))
       for asset, what in (("etl_script", "the script"), ("etl_modules", "--extra-py-files"),
@@ -316,25 +341,21 @@ GLUE_CRAWLER: list[Need] = [
 _CODE_KEY = "0123abcd/sourcedir.tar.gz"  # code/<sha256>/sourcedir.tar.gz (pipelines/bundles.py code_key)
 _API = "pipelines/sagemaker/api.py"
 CI_PUSH: list[Need] = [
-    objects("ci-push", "s3:GetObject", "artifacts", CODE_PREFIX, _CODE_KEY,
-            f"{_API} upload_code: head_object (HeadObject needs s3:GetObject)"),
-    listing("ci-push", "artifacts", CODE_PREFIX, f"{_API} upload_code: a missing key must answer 404, not 403",
-            implicit=True),
-    objects("ci-push", "s3:PutObject", "artifacts", CODE_PREFIX, _CODE_KEY, f"{_API} upload_code: put_object"),
-    *key("ci-push", "kms:GenerateDataKey", why=f"{_API} upload_code: SSE-KMS with the lake key"),
-    objects("ci-push", "s3:PutObject", "artifacts", _PIPELINE_OUT + "definitions/", "0123abcd.json",
-            f"{_API} upsert_pipeline: a definition over 100 KB goes through S3"),
-    objects("ci-push", "s3:GetObject", "artifacts", _PIPELINE_OUT + "definitions/", "0123abcd.json",
-            f"{_API} upsert_pipeline: SageMaker fetches PipelineDefinitionS3Location (assumed: with the "
-            "caller's rights)"),
-    *key("ci-push", "kms:Decrypt", why="SageMaker reads the SSE-KMS definition object (assumed, as above)"),
+    Need("ci-push", "lambda:InvokeFunction", "{starter}",
+         "train.yml: `mlops pipeline start --target sagemaker --starter-function` invokes the pipeline's starter"),
     *[Need("ci-push", f"sagemaker:{verb}", "{pipeline}", f"{_API} {fn}")
-      for verb, fn in (("DescribePipeline", "upsert_pipeline"), ("CreatePipeline", "upsert_pipeline"),
-                       ("UpdatePipeline", "upsert_pipeline"), ("StartPipelineExecution", "start_execution"),
+      for verb, fn in (("DescribePipeline", "console_url / status"),
                        ("ListPipelineExecutions", "latest_execution (mlops pipeline status)"))],
-    Need("ci-push", "iam:PassRole", "{pipeline_role}", f"{_API} upsert_pipeline: RoleArn", SAGEMAKER),
     *[Need("ci-push", f"sagemaker:{verb}", "{pipeline}/execution/" + EXEC, f"{_API} describe_execution")
       for verb in ("DescribePipelineExecution", "ListPipelineExecutionSteps")],
+]
+
+# `cdk deploy` assumes the bootstrap roles of the stage's account (cdk bootstrap's default qualifier).
+CI_DEPLOY: list[Need] = [
+    Need("ci-deploy", "sts:AssumeRole",
+         "arn:{partition}:iam::{account}:role/cdk-hnb659fds-" + kind + "-role-{account}-{region}",
+         "deploy-infra.yml and train.yml: `cdk deploy` (the CDK CLI assumes the bootstrap roles)")
+    for kind in ("deploy", "file-publishing", "image-publishing", "lookup")
 ]
 
 CI_READ_ONLY: list[Need] = [
@@ -351,35 +372,53 @@ CI_READ_ONLY: list[Need] = [
 
 # -- the deployer Lambda ----------------------------------------------------------------------------
 _LAMBDA = "infra/lambdas/deploy_approved/index.py"
-_NEW = "{endpoint_name}-v3-20240102030405"  # _name(endpoint, f"v{version}-{time}")
 DEPLOYER: list[Need] = [
-    sagemaker("deployer", "sagemaker:DescribeEndpoint", "endpoint/{endpoint_name}", f"{_LAMBDA} deploy"),
-    sagemaker("deployer", "sagemaker:DescribeEndpointConfig", "endpoint-config/servingendpointconfig-0a1b2c3d",
-              f"{_LAMBDA} deploy: the current config (a CloudFormation-generated name)"),
-    sagemaker("deployer", "sagemaker:DescribeModel", "model/servingmodel-0a1b2c3d",
-              f"{_LAMBDA} deploy: the models the current config serves"),
-    sagemaker("deployer", "sagemaker:CreateModel", f"model/{_NEW}", f"{_LAMBDA} deploy: create_model"),
-    sagemaker("deployer", "sagemaker:CreateEndpointConfig", f"endpoint-config/{_NEW}",
-              f"{_LAMBDA} deploy: create_endpoint_config"),
-    sagemaker("deployer", "sagemaker:UpdateEndpoint", "endpoint/{endpoint_name}",
-              f"{_LAMBDA} deploy: update_endpoint (blue/green)"),
-    Need("deployer", "iam:PassRole", "{model_role}", f"{_LAMBDA} deploy: the new model's ExecutionRoleArn",
-         SAGEMAKER),
-    *key("deployer", "kms:CreateGrant", why="the copied config's KmsKeyId and DataCaptureConfig.KmsKeyId: "
-                                           "SageMaker grants itself the key with the caller's rights",
-         context=FOR_AWS_RESOURCE),
-    *key("deployer", "kms:DescribeKey", why="the same"),
+    sagemaker("deployer", "sagemaker:DescribeModelPackage", "model-package/{model_package_group}/3",
+              f"{_LAMBDA} read_version: DriftCheckBaselines, ModelMetrics, CustomerMetadataProperties"),
+    *[Need("deployer", f"cloudformation:{verb}",
+           "arn:{partition}:cloudformation:{region}:{account}:stack/{stack_prefix}-serving/"
+           "0a1b2c3d-0000-1111-2222-333344445555", f"{_LAMBDA} deploy: {why}")
+      for verb, why in (("DescribeStacks", "the serving stack's parameters and status"),
+                        ("UpdateStack", "previous template, the version's parameters (no RoleARN: the stack's "
+                                        "own role, which needs no iam:PassRole)"))],
+    *key("deployer", "kms:GenerateDataKey", "kms:Decrypt",
+         why="an event that keeps failing goes to the dead-letter queue, SSE-KMS with the lake key"),
     *logs("deployer", "{deployer_log_group}", "2024/01/02/[$LATEST]0a1b2c3d", "the function's own log group",
           create_group=False),
 ]
 
+# -- the pipeline starter Lambda ---------------------------------------------------------------------
+_STARTER = "infra/lambdas/start_pipeline/index.py"
+STARTER: list[Need] = [
+    listing("pipeline-starter", "curated", "{dataset}/", f"{_STARTER} snapshot: list_objects_v2 of the data set"),
+    objects("pipeline-starter", "s3:PutObject", "artifacts", SNAPSHOT_PREFIX, _MANIFEST,
+            f"{_STARTER} snapshot: put_object IfNoneMatch=* (a manifest is written once)"),
+    *key("pipeline-starter", "kms:GenerateDataKey",
+         why=f"{_STARTER} snapshot: the bucket's SSE-KMS default; an invocation that keeps failing goes to the "
+             "dead-letter queue, SSE-KMS with the lake key"),
+    objects("pipeline-starter", "s3:GetObject", "artifacts", _PIPELINE_OUT,
+            f"{EXEC}/evaluate/evaluation/evaluation.json",
+            f"{_STARTER} registered_digests: each version's evaluation.json (model statistics)"),
+    *key("pipeline-starter", "kms:Decrypt",
+         why=f"{_STARTER} registered_digests: SSE-KMS objects; the dead-letter queue (SSE-KMS, as above)"),
+    *[Need("pipeline-starter", f"sagemaker:{verb}", "{pipeline}", f"{_STARTER} {fn}")
+      for verb, fn in (("DescribePipeline", "start: LastModifiedTime and the declared parameters"),
+                       ("ListPipelineExecutions", "latest_execution"), ("StartPipelineExecution", "start"))],
+    Need("pipeline-starter", "sagemaker:ListPipelineParametersForExecution", "{pipeline}/execution/" + EXEC,
+         f"{_STARTER} latest_execution: its InputDataUrl"),
+    sagemaker("pipeline-starter", "sagemaker:ListModelPackages", "model-package-group/{model_package_group}",
+              f"{_STARTER} champion_model_url and registered_digests"),
+    sagemaker("pipeline-starter", "sagemaker:DescribeModelPackage", "model-package/{model_package_group}/3",
+              f"{_STARTER} champion_model_url (ModelDataUrl) and registered_digests (model statistics)"),
+    *logs("pipeline-starter", "/{stack_prefix}-ml-pipeline/pipeline-starter", "2024/01/02/[$LATEST]0a1b2c3d",
+          "the function's own log group (infra/constructs/ml_pipeline.py)", create_group=False),
+]
+
 # -- EventBridge ------------------------------------------------------------------------------------
 EVENTS: list[Need] = [
-    Need("pipeline-starter", "sagemaker:StartPipelineExecution", "{pipeline}",
-         "the retraining schedule and the 'Glue ETL succeeded' rule (infra/constructs/rule_targets.py)"),
     Need("etl-events", "glue:NotifyEvent", "{workflow}",
          "'Object Created' in the raw bucket and the ETL schedule feed the workflow's EVENT trigger"),
 ]
 
-NEEDS: tuple[Need, ...] = (*PIPELINE, *ENDPOINT_MODEL, *MONITOR, *GLUE_JOB, *GLUE_CRAWLER, *CI_PUSH, *CI_READ_ONLY,
-                           *DEPLOYER, *EVENTS)
+NEEDS: tuple[Need, ...] = (*PIPELINE, *ENDPOINT_MODEL, *MONITOR, *GLUE_JOB, *GLUE_CRAWLER, *CI_PUSH, *CI_DEPLOY,
+                           *CI_READ_ONLY, *DEPLOYER, *STARTER, *EVENTS)

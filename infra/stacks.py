@@ -4,7 +4,7 @@
     mlops-<stage>-data-lake    key, buckets, Glue database, ETL job, crawler, triggers   (stateful)
     mlops-<stage>-ml-pipeline  SageMaker role, model package group, pipeline, triggers, MLflow
     mlops-<stage>-serving      endpoint, autoscaling, rollback alarms, deployer, Model Monitor
-    mlops-<stage>-ci-access    GitHub OIDC provider and the two CI roles
+    mlops-<stage>-ci-access    GitHub OIDC provider and the CI roles (deploy, start the pipeline, read)
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ from constructs import Construct
 from infra.config import StageConfig
 from infra.constructs.ci_access import CiAccess
 from infra.constructs.data_lake import DataLake
-from infra.constructs.glue_etl import GlueEtl
+from infra.constructs.glue_etl import GlueEtl, dataset_name
 from infra.constructs.ml_pipeline import MlPipeline
 from infra.constructs.model_monitor import ModelMonitor, monitored_features
 from infra.constructs.network import Network
-from infra.constructs.serving import Serving
+from infra.constructs.serving import Serving, ServingParameters, only_if
 from pipelines.definition import DEFAULT_SPEC
 from pipelines.paths import TRAINING_CODE
 
-NO_ENDPOINT_WARNING = "mlops:no-model-package"
 # The dataset spec the ETL enforces and the monitor watches: the pipeline's (it ships in the bundle).
 SPEC = TRAINING_CODE / DEFAULT_SPEC
 
@@ -92,6 +91,7 @@ class DataLakeStack(_StageStack):
             infrequent_access_after_days=config.infrequent_access_after_days,
             noncurrent_days=config.noncurrent_versions_expire_after_days,
             access_log_days=max(config.log_retention_days, 90),
+            processed_raw_archive_after_days=config.processed_raw_archive_after_days,
         )
         self.etl = GlueEtl(
             self, "Etl", lake=self.lake, spec=SPEC, schedule=config.etl_schedule, workers=config.glue_workers,
@@ -111,34 +111,32 @@ class MlPipelineStack(_StageStack):
             model_package_group_name=config.model_package_group,
             definition_region=config.definition_region,
             enforce_region=config.region is None,
-            key=lake.key, artifacts=lake.artifacts, raw=lake.raw, curated=lake.curated,
+            key=lake.key, artifacts=lake.artifacts, curated=lake.curated,
             vpc=net.vpc, subnets=net.workload_subnets, security_group=net.workload_sg,
             retrain_schedule=config.retrain_schedule,
             etl_job_name=data.etl.job.job_name,
             processing_instance_type=config.processing_instance_type,
             training_instance_type=config.training_instance_type,
             mlflow_size=config.mlflow_server_size,
+            curated_dataset=dataset_name(SPEC),  # the Glue job's prefix in the curated zone
+            log_retention=self.log_retention, removal_policy=self.removal_policy,
         )
 
 
 class ServingStack(_StageStack):
+    """The endpoint of the version the registry approved: its parameters (`ServingParameters`) say
+    which version serves; `cdk deploy` keeps their previous values, the deployer Lambda sets them."""
+
     def __init__(self, scope: Construct, config: StageConfig, *, network: NetworkStack,
                  data: DataLakeStack, pipeline: MlPipelineStack) -> None:
         super().__init__(scope, config, "serving", "endpoint, autoscaling, deployment, Model Monitor")
         lake, net, ml = data.lake, network.network, pipeline.ml
-        # Its rules start that pipeline (named, not referenced): deploy after it.
+        # Its rules run that pipeline's starter: deploy after it.
         self.add_stack_dependency(pipeline)
-        if config.model_package_arn is None:
-            Annotations.of(self).add_warning_v2(
-                NO_ENDPOINT_WARNING,
-                f"No endpoint in {self.stack_name}: no approved model package yet. After the pipeline has "
-                "registered and you have approved a version, deploy with "
-                "-c modelPackageArn=arn:aws:sagemaker:<region>:<account>:model-package/"
-                f"{config.model_package_group}/<n> (or set model_package_arn in the mlops:<stage> context).",
-            )
+        self.parameters = ServingParameters.of(self, model_package_group_name=config.model_package_group)
         self.serving = Serving(
             self, "Serving",
-            model_package_arn=config.model_package_arn,
+            parameters=self.parameters,
             model_package_group_name=config.model_package_group,
             endpoint_name=config.endpoint_name,
             instance_type=config.endpoint_instance_type,
@@ -150,24 +148,33 @@ class ServingStack(_StageStack):
             canary_wait_s=config.canary_wait_s,
             error_5xx_threshold=config.error_5xx_threshold,
             latency_p99_ms=config.model_latency_p99_ms,
-            key=lake.key, artifacts=lake.artifacts, code=ml.code, images=ml.serving_images,
+            key=lake.key, artifacts=lake.artifacts, images=ml.serving_images,
             vpc=net.vpc, subnets=net.workload_subnets, security_group=net.workload_sg,
             log_retention=self.log_retention, removal_policy=self.removal_policy,
         )
-        self.monitor: ModelMonitor | None = None
-        if self.serving.endpoint is not None:
-            self.monitor = ModelMonitor(
-                self, "Monitor",
-                endpoint=self.serving.endpoint,
-                endpoint_name=config.endpoint_name,
-                schedule_name=f"{config.prefix}-data-quality",
-                features=monitored_features(SPEC),
-                drift_threshold=config.drift_threshold,
-                instance_type=config.monitoring_instance_type,
-                key=lake.key, artifacts=lake.artifacts,
-                vpc=net.vpc, subnets=net.workload_subnets, security_group=net.workload_sg,
-                pipeline_arn=ml.pipeline_arn,
-            )
+        p = self.parameters
+        self.monitor = ModelMonitor(
+            self, "Monitor",
+            endpoint=self.serving.endpoint,
+            endpoint_name=config.endpoint_name,
+            schedule_name=f"{config.prefix}-data-quality",
+            model_quality_schedule_name=f"{config.prefix}-model-quality",
+            baseline_statistics_uri=p.baseline_statistics_uri.value_as_string,
+            baseline_constraints_uri=p.baseline_constraints_uri.value_as_string,
+            model_quality_constraints_uri=p.model_quality_constraints_uri.value_as_string,
+            problem_type=p.problem_type.value_as_string,
+            pipeline_name=config.pipeline_name,
+            features=monitored_features(SPEC),
+            drift_threshold=config.drift_threshold,
+            instance_type=config.monitoring_instance_type,
+            key=lake.key, artifacts=lake.artifacts,
+            vpc=net.vpc, subnets=net.workload_subnets, security_group=net.workload_sg,
+            starter=ml.starter,
+        )
+        # Monitors watch the endpoint: they exist with it; model quality also needs the version's
+        # model-quality constraints. (Applied to whole constructs: see `only_if`.)
+        only_if(p.has_model, self.monitor)
+        only_if(p.has_model_quality, self.monitor.model_quality)
 
 
 class CiAccessStack(_StageStack):
@@ -178,10 +185,9 @@ class CiAccessStack(_StageStack):
             raise ValueError(f"{config.stage}: create_github_oidc_provider is undecided: build the configs "
                              "with infra.config.from_context (or plan_github_oidc)")
         self.ci = CiAccess(
-            self, "Ci", github_repo=github_repo, provider_arn=config.github_oidc_provider_arn,
-            create_provider=config.create_github_oidc_provider,
-            artifacts=data.lake.artifacts, pipeline_name=config.pipeline_name,
-            pipeline_role_arn=pipeline.ml.role.role_arn, stack_name_prefix=config.prefix,
+            self, "Ci", github_repo=github_repo, github_environment=config.github_environment,
+            provider_arn=config.github_oidc_provider_arn, create_provider=config.create_github_oidc_provider,
+            pipeline_name=config.pipeline_name, starter=pipeline.ml.starter, stack_name_prefix=config.prefix,
         )
 
 

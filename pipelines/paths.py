@@ -1,11 +1,18 @@
 """Where the local run keeps things: everything under one folder, `.mlops/` (or $MLOPS_HOME).
 
-    .mlops/lake/raw, curated, quarantine     the local data lake (S3 zones in the cloud)
+    .mlops/lake/<dataset>/raw, curated, quarantine   the local data lake, one per dataset (S3 zones
+                                             in the cloud); raw objects are named by content
+    .mlops/lake/<dataset>/snapshots/<sha256>/  curated data as one run saw it (hard links): what a
+                                             run trains on, its InputDataUrl
+    .mlops/generated/<name>/                 generated data before it lands in the lake
     .mlops/runs/<run-id>/<step>/<output>/    each step's outputs, one folder each, container-style
     .mlops/cache/<step>-<key>/               cached step outputs, reused when nothing changed
     .mlops/mlflow.db, .mlops/mlartifacts/    MLflow tracking and model registry
-    .mlops/registry/current/                 the latest registered model version, materialized:
+    .mlops/registry/<model>/v<N>/            each registered version, materialized once (immutable):
                                              model/, baseline/, evaluation/, version.json
+    .mlops/registry/<model>/champion         -> v<N>: the approved version that serves
+    .mlops/registry/current                  -> <model>/v<N>: the champion last approved, of any
+                                             model: what `mlops serve`, `predict`, `monitor` use
     .mlops/capture/<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl   data capture (SageMaker layout)
     .mlops/monitoring/<timestamp>/           monitor outputs
 """
@@ -25,8 +32,12 @@ def home() -> Path:
     return Path(os.environ.get("MLOPS_HOME", ".mlops")).resolve()
 
 
-def lake() -> Path:
-    return home() / "lake"
+def lake(dataset: str | None = None) -> Path:
+    return home() / "lake" if dataset is None else home() / "lake" / dataset
+
+
+def generated() -> Path:
+    return home() / "generated"
 
 
 def runs() -> Path:
@@ -42,8 +53,14 @@ def registry() -> Path:
 
 
 def current_model() -> Path:
-    """The latest registered model version: model/, baseline/, evaluation/, version.json."""
+    """The champion last approved (a link to its version folder): model/, baseline/, evaluation/,
+    version.json."""
     return registry() / "current"
+
+
+def model_versions(model: str) -> Path:
+    """registry/<model>/: v<N>/ per registered version, and `champion`."""
+    return registry() / model
 
 
 def capture(endpoint: str = DEFAULT_ENDPOINT) -> Path:

@@ -1,12 +1,14 @@
-"""The quality gate: stop the pipeline unless the evaluation metric reaches the threshold.
+"""The quality gate: register the candidate only when it beats the naive baseline and the champion.
 
     python check.py --evaluation out/evaluation --metric binary_classification_metrics.auc.value \
-        --op gte --threshold 0.75 --output out/check
+        --op gte --margin 0.05 --threshold "" --registered-digests "" --output out/check
 
-Reads evaluation.json (SageMaker's model-quality layout), writes check.json (metric, value,
-threshold, passed) either way, and exits 3 with both numbers when the metric misses the threshold.
-The local run and Azure ML run this script; SageMaker evaluates the same comparison as a
-ConditionStep.
+Reads evaluation.json (SageMaker's model-quality layout, with the naive baseline's and the champion's
+metrics beside the candidate's), writes check.json either way (passed, register, duplicate_of, each
+comparison with its numbers, and a one-line message), and exits 3 with that message when the
+candidate is not good enough; 0 when it passed, also when it is a duplicate of a registered model
+(check.json "register" is then false). All three targets run this script: SageMaker's condition
+steps read check.json's "passed" and "register". Details: common/gate.py.
 """
 
 import sys

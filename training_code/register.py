@@ -1,12 +1,13 @@
-"""Register: the model and its evaluation as one model-version folder, with its approval status.
+"""Register: model, evaluation and baseline as one model-version folder, with its approval status.
 
-    python register.py --model out/model --evaluation out/evaluation \
-        --approval-status PendingManualApproval --output out/model_version
+    python register.py --model out/model --evaluation out/evaluation --baseline out/baseline \
+        --approval-status PendingManualApproval --data lake/churn/snapshots/<digest> --output out/model_version
 
-Writes OUT/model/ (the model files), OUT/evaluation/ (evaluation.json and plots) and
-OUT/registration.json (approval status, test metrics, a sha256 per model file). The local run
-registers that folder in MLflow and Azure ML registers it as a custom model; SageMaker registers
-a model package in its Model Registry instead.
+Writes OUT/model/ (the model files), OUT/evaluation/ (evaluation.json, model_quality_constraints.json,
+plots), OUT/baseline/ (the monitoring baseline, when --baseline is given) and OUT/registration.json
+(approval status, test metrics, the model's digest as "model_sha256", the training data's URL as
+"data", a sha256 per model file). The local run registers that folder in MLflow and Azure ML
+registers it as a custom model; SageMaker registers a model package in its Model Registry instead.
 """
 
 import sys

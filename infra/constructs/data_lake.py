@@ -19,13 +19,17 @@ BASELINE_PREFIX = "monitoring/baseline/"
 REPORTS_PREFIX = "monitoring/reports/"
 CAPTURE_PREFIX = "datacapture/"
 ETL_REPORTS_PREFIX = "etl/reports/"
+# The tag the ETL puts on each raw object once its ledger entry is written (training_code/spark_etl/
+# ledger.py, PROCESSED_TAG: the same pair, checked by a test): only such objects are archived.
+PROCESSED_TAG = ("mlops:processed", "true")
 
 
 class DataLake(Construct):
     """Raw, curated, quarantine and artefacts zones, encrypted with one rotating customer key.
 
-    Raw data moves to S3 Intelligent-Tiering, quarantined rows and captured traffic to infrequent
-    access; nothing that a job reads is ever archived. Every zone keeps old object versions for
+    Raw data moves to S3 Intelligent-Tiering, and to Glacier Deep Archive `processed_raw_archive_after_days`
+    after it was written once the ETL has processed it (tagged PROCESSED_TAG); quarantined rows and
+    captured traffic move to infrequent access. Every zone keeps old object versions for
     `noncurrent_days` and then expires them.
     """
 
@@ -39,6 +43,8 @@ class DataLake(Construct):
         infrequent_access_after_days: int,
         noncurrent_days: int,
         access_log_days: int,
+        # The stage's value comes from infra/config.py (StageConfig.processed_raw_archive_after_days).
+        processed_raw_archive_after_days: int = 180,
     ) -> None:
         super().__init__(scope, id_)
         self.key = kms.Key(
@@ -81,21 +87,28 @@ class DataLake(Construct):
                 lifecycle_rules=(expire_old_versions, *rules), event_bridge=event_bridge,
             )
 
-        # Raw objects landing here start the ETL (through EventBridge). Every ETL run (--raw_path) and
-        # every pipeline run (InputDataUrl) reads the whole zone again, so no raw object may go to an
-        # archive class (GLACIER, DEEP_ARCHIVE, or Intelligent-Tiering's opt-in archive tiers): reading
-        # it would fail with InvalidObjectState until someone restored it. Narrowing the readers to
-        # recent prefixes instead would change what the model learns from. Intelligent-Tiering without
-        # archive configurations moves each object between tiers that are all read at once, by that
-        # object's own accesses, with no retrieval fee: cheaper than STANDARD_IA for data that is read
-        # again and again (IA bills every read), and as cheap once nobody reads it any more.
-        # tests/infra/test_infra_role_actions.py fails when a prefix some role reads gets archived.
+        # Raw objects landing here start the ETL (through EventBridge). The ETL reads each raw object
+        # once: its ledger (<curated>/_ledger/) holds what it has processed, and after writing a ledger
+        # entry it tags those objects PROCESSED_TAG. The pipeline reads curated data, never raw. So an
+        # object may go to an archive class once tagged, and only then: an untagged object may still be
+        # unread, and reading an archived one fails with InvalidObjectState until someone restores it.
+        # Deep Archive rather than Glacier Flexible Retrieval: Intelligent-Tiering already keeps data
+        # nobody reads in its Archive Instant Access tier for about the Flexible Retrieval price; the
+        # saving is in Deep Archive, and raw data is read again only to reprocess history (a restore of
+        # 12 to 48 hours, planned). Intelligent-Tiering without archive configurations moves each object
+        # between tiers that are all read at once, with no retrieval fee.
         self.raw = zone(
             "Raw",
             s3.LifecycleRule(
                 id="raw-to-intelligent-tiering",
                 transitions=[s3.Transition(storage_class=s3.StorageClass.INTELLIGENT_TIERING,
                                            transition_after=Duration.days(0))],
+            ),
+            s3.LifecycleRule(
+                id="archive-processed-raw",
+                tag_filters={PROCESSED_TAG[0]: PROCESSED_TAG[1]},
+                transitions=[s3.Transition(storage_class=s3.StorageClass.DEEP_ARCHIVE,
+                                           transition_after=Duration.days(processed_raw_archive_after_days))],
             ),
             event_bridge=True,
         )

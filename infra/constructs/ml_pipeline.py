@@ -4,6 +4,11 @@ The pipeline definition is the one `mlops pipeline upsert` sends: `pipelines.sag
 offline from `pipelines.definition`, here with placeholder strings for what only exists at deploy
 time (role, buckets, key, code location, subnets); the placeholders are then swapped for CDK tokens
 so CloudFormation fills in the real values.
+
+What starts it is a Lambda function, the starter (infra/lambdas/start_pipeline): the schedule, the
+"Glue ETL succeeded" rule and the drift alarm's rule invoke it, and it starts an execution on a
+snapshot (manifest) of the curated data only when the data or the pipeline changed since the last
+execution. The pipeline reads the curated objects the manifest lists; it no longer reads raw data.
 """
 
 from __future__ import annotations
@@ -17,22 +22,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, CfnRule, CfnRuleAssertion, Fn, Stack
+from aws_cdk import Aws, CfnOutput, CfnRule, CfnRuleAssertion, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.data_lake import grant_volume_encryption, s3_uri
 from infra.constructs.ecr import grant_pull, repository_arn
+from infra.constructs.glue_etl import dataset_name
+from infra.constructs.log_encryption import encrypted_log_group
 from infra.constructs.network import grant_vpc_access
-from infra.constructs.rule_targets import pipeline_starter_role, start_pipeline_rule
-from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects
-from pipelines import bundles
-from pipelines.definition import TABULAR
+from infra.constructs.rule_targets import starter_rule
+from infra.lambdas.start_pipeline.index import SNAPSHOT_PREFIX  # where the starter writes manifests
+from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects, checkov_skip
+from pipelines import bundles, paths
+from pipelines.definition import DEFAULT_SPEC, TABULAR
 
 PLACEHOLDER_ACCOUNT = "000000000000"
 PLACEHOLDERS = {
@@ -40,8 +51,9 @@ PLACEHOLDERS = {
     "bucket": "mlops-placeholder-artifacts",
     "code": f"s3://mlops-placeholder-code/{bundles.ARCHIVE_NAME}",
     "key": f"arn:aws:kms:us-east-1:{PLACEHOLDER_ACCOUNT}:key/mlops-placeholder-key",
-    "raw": "s3://mlops-placeholder-raw/",
 }
+# infra/lambdas/: the functions' code, next to the constructs package.
+STARTER_CODE = Path(__file__).resolve().parents[1] / "lambdas" / "start_pipeline"
 _PLACEHOLDER = re.compile(r"[\w:/.-]*mlops-?placeholder[\w-]*")
 _IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)")
 
@@ -118,7 +130,9 @@ def build_definition(*, pipeline_name: str, model_package_group: str, region: st
         kms_key_arn=PLACEHOLDERS["key"],
         subnet_ids=tuple(subnet_placeholder(i) for i in range(n_subnets)),
         security_group_ids=tuple(sg_placeholder(i) for i in range(n_security_groups)),
-        input_data_uri=PLACEHOLDERS["raw"],
+        # InputDataUrl's default stays the target's (a manifest name under snapshots/ of the artefacts
+        # bucket that no snapshot has): the starter always passes the snapshot's manifest.
+        input_data_uri=None,
         processing_instance_type=processing_instance_type,
         training_instance_type=training_instance_type,
     )
@@ -144,7 +158,8 @@ def code_tarball() -> Path:
 
 
 class MlPipeline(Construct):
-    """Execution role, model package group, SageMaker pipeline, its triggers, optional MLflow."""
+    """Execution role, model package group, SageMaker pipeline, its starter (`starter`, a Lambda
+    function) and the rules that invoke it, optional MLflow."""
 
     def __init__(
         self,
@@ -157,7 +172,6 @@ class MlPipeline(Construct):
         enforce_region: bool,
         key: kms.IKey,
         artifacts: s3.IBucket,
-        raw: s3.IBucket,
         curated: s3.IBucket,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
@@ -167,7 +181,12 @@ class MlPipeline(Construct):
         processing_instance_type: str,
         training_instance_type: str,
         mlflow_size: str | None = None,
+        curated_dataset: str | None = None,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
     ) -> None:
+        """`curated_dataset`: the data set's prefix in the curated zone (default: the name in the
+        definition's spec, as the Glue job names it)."""
         super().__init__(scope, id_)
         stack = Stack.of(self)
         self.pipeline_name = pipeline_name
@@ -196,7 +215,6 @@ class MlPipeline(Construct):
             PLACEHOLDERS["bucket"]: artifacts.bucket_name,
             PLACEHOLDERS["code"]: self.code.s3_object_url,
             PLACEHOLDERS["key"]: key.key_arn,
-            PLACEHOLDERS["raw"]: s3_uri(raw),
             sg_placeholder(0): security_group.security_group_id,
             **{subnet_placeholder(i): sid for i, sid in enumerate(subnet_ids)},
         }
@@ -209,7 +227,8 @@ class MlPipeline(Construct):
             self,
             "Pipeline",
             pipeline_name=pipeline_name,
-            pipeline_description="ETL, preprocess, tune, train, evaluate, check, register, baseline, transform",
+            pipeline_description="preprocess (a curated-data snapshot), tune, train, evaluate, check, register, "
+                                 "baseline, transform",
             role_arn=self.role.role_arn,
             pipeline_definition={"PipelineDefinitionBody": stack.to_json_string(deployed)},
         )
@@ -224,14 +243,16 @@ class MlPipeline(Construct):
                                     "or set region (or pipeline_region) in the stage config"),
             )])
 
-        self._grant(key=key, artifacts=artifacts, raw=raw, curated=curated, vpc=vpc)
+        self.curated_prefix = f"{curated_dataset or dataset_name(paths.TRAINING_CODE / DEFAULT_SPEC)}/"
+        self._grant(key=key, artifacts=artifacts, curated=curated, vpc=vpc)
 
         # -- what starts it -----------------------------------------------------------------------
-        starter = pipeline_starter_role(self, "StarterRole", pipeline_arn=self.pipeline_arn)
-        start_pipeline_rule(self, "OnSchedule", pipeline_arn=self.pipeline_arn, role=starter,
-                            schedule=retrain_schedule, description="Scheduled retraining")
-        start_pipeline_rule(
-            self, "OnCuratedData", pipeline_arn=self.pipeline_arn, role=starter,
+        self.starter = self._starter(key=key, artifacts=artifacts, curated=curated,
+                                     log_retention=log_retention, removal_policy=removal_policy)
+        starter_rule(self, "OnSchedule", starter=self.starter, schedule=retrain_schedule,
+                     description="Scheduled retraining (when the curated data or the pipeline changed)")
+        starter_rule(
+            self, "OnCuratedData", starter=self.starter,
             description="The Glue ETL landed new curated data: retrain",
             event_pattern={"source": ["aws.glue"], "detail-type": ["Glue Job State Change"],
                            "detail": {"jobName": [etl_job_name], "state": ["SUCCEEDED"]}},
@@ -240,20 +261,24 @@ class MlPipeline(Construct):
         if mlflow_size:
             self._mlflow(artifacts, mlflow_size)
 
-        CfnOutput(self, "PipelineName", value=pipeline_name, description="mlops pipeline start --name")
+        CfnOutput(self, "PipelineName", value=pipeline_name, description="mlops pipeline start --pipeline-name")
+        CfnOutput(self, "CuratedUrl", value=s3_uri(curated, self.curated_prefix),
+                  description="what the starter snapshots: mlops pipeline start --curated-url")
         CfnOutput(self, "ModelPackageGroupName", value=model_package_group_name)
         CfnOutput(self, "ExecutionRoleArn", value=self.role.role_arn)
         CfnOutput(self, "CodeUri", value=self.code.s3_object_url,
                   description="sourcedir.tar.gz deployed with the stack")
+        CfnOutput(self, "StarterFunctionName", value=self.starter.function_name,
+                  description="starts the pipeline on a curated-data snapshot: aws lambda invoke "
+                              "--function-name <this> (payload {\"force\": true} to start on unchanged data)")
 
     # -- permissions ------------------------------------------------------------------------------
-    def _grant(self, *, key: kms.IKey, artifacts: s3.IBucket, raw: s3.IBucket, curated: s3.IBucket,
-               vpc: ec2.IVpc) -> None:
+    def _grant(self, *, key: kms.IKey, artifacts: s3.IBucket, curated: s3.IBucket, vpc: ec2.IVpc) -> None:
         stack = Stack.of(self)
         role = self.role
         artifacts.grant_read_write(role)
-        raw.grant_read(role)
-        curated.grant_read(role)
+        # preprocess's ManifestFile input: SageMaker reads the objects it lists with this role.
+        curated.grant_read(role, f"{self.curated_prefix}*")
         self.code.bucket.grant_read(role, self.code.s3_object_key)  # this object, not the assets bucket
         key.grant_encrypt_decrypt(role)
         grant_volume_encryption(key, role)  # every job's VolumeKmsKeyId
@@ -303,7 +328,7 @@ class MlPipeline(Construct):
             "this stage's buckets; ECR login, CloudWatch metrics (namespace-bound) and VPC network "
             "interfaces (bound to this VPC) take no narrower resource.",
             findings=[
-                *GRANT_ACTIONS, bucket_objects("Artifacts", "Raw", "Curated"),
+                *GRANT_ACTIONS, bucket_objects("Artifacts"), bucket_objects("Curated", prefix=self.curated_prefix),
                 r"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:[a-z-]+/\*",
                 r"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:model-package/"
                 + re.escape(group) + r"/\*",
@@ -311,6 +336,122 @@ class MlPipeline(Construct):
                 r"Resource::\*",
             ],
         )
+
+    def _starter(self, *, key: kms.IKey, artifacts: s3.IBucket, curated: s3.IBucket,
+                 log_retention: logs.RetentionDays, removal_policy: RemovalPolicy) -> lambda_.Function:
+        """The function every trigger invokes: it snapshots the curated data and starts the pipeline on
+        it unless nothing changed (infra/lambdas/start_pipeline). Its role reads what it decides from
+        and starts this pipeline only."""
+        stack = Stack.of(self)
+        group = self.model_package_group_name
+
+        def sm_arn(resource: str, name: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+        log_group_name = f"/{stack.stack_name}/pipeline-starter"
+        log_group = encrypted_log_group(self, "StarterLogs", key=key, log_group_name=log_group_name,
+                                        retention=log_retention, removal_policy=removal_policy)
+        role = iam.Role(self, "StarterRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description="Starts the training pipeline on a snapshot of the curated data")
+        # By its (fixed) name, as the key policy names it: the streams of this log group only.
+        role.add_to_policy(iam.PolicyStatement(
+            sid="WriteItsLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{log_group_name}:*"],
+        ))
+        role.add_to_policy(iam.PolicyStatement(
+            sid="ListTheCuratedDataSet", actions=["s3:ListBucket"], resources=[curated.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{self.curated_prefix}*"]}},
+        ))
+        role.add_to_policy(iam.PolicyStatement(
+            sid="WriteSnapshotManifests", actions=["s3:PutObject"],
+            resources=[artifacts.arn_for_objects(f"{SNAPSHOT_PREFIX}*")],
+        ))
+        role.add_to_policy(iam.PolicyStatement(
+            sid="ReadRegisteredEvaluations", actions=["s3:GetObject"],
+            resources=[artifacts.arn_for_objects(f"pipelines/{self.pipeline_name}/*")],
+        ))
+        # The lake key: SSE-KMS manifests and evaluation.json, and the dead-letter queue below (CDK's
+        # dead-letter grant is sqs:SendMessage only; SendMessage to an SSE-KMS queue needs both).
+        role.add_to_policy(iam.PolicyStatement(
+            sid="ArtefactsKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn],
+        ))
+        role.add_to_policy(iam.PolicyStatement(
+            sid="StartThisPipeline",
+            actions=["sagemaker:DescribePipeline", "sagemaker:ListPipelineExecutions",
+                     "sagemaker:StartPipelineExecution"],
+            resources=[self.pipeline_arn],
+        ))
+        role.add_to_policy(iam.PolicyStatement(
+            sid="ReadItsExecutionsParameters", actions=["sagemaker:ListPipelineParametersForExecution"],
+            resources=[f"{self.pipeline_arn}/execution/*"],
+        ))
+        role.add_to_policy(iam.PolicyStatement(
+            sid="ReadTheModelVersions", actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
+            resources=[sm_arn("model-package-group", group), sm_arn("model-package", f"{group}/*")],
+        ))
+        acknowledge(
+            role, "AwsSolutions-IAM5",
+            "The starter lists its data set's prefix of the curated zone, writes manifests under snapshots/ and "
+            "reads evaluation.json under this pipeline's prefix of the artefacts bucket; executions, model "
+            "versions and log streams are named per run, so their ARNs end in a wildcard under this pipeline, "
+            "this group and its own log group.",
+            findings=[
+                bucket_objects("Artifacts", prefix=SNAPSHOT_PREFIX),
+                bucket_objects("Artifacts", prefix=f"pipelines/{self.pipeline_name}/"),
+                r"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:pipeline/"
+                + re.escape(self.pipeline_name) + r"/execution/\*",
+                r"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:model-package/"
+                + re.escape(group) + r"/\*",
+                r"Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+                + re.escape(log_group_name) + r":\*",
+            ],
+        )
+        # Where an invocation lands that still fails after Lambda's retries (an empty snapshot, a
+        # pipeline that cannot be started): kept for 14 days, encrypted with the lake key.
+        dead_letters = sqs.Queue(
+            self, "StarterDeadLetters", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key,
+            retention_period=Duration.days(14), enforce_ssl=True, removal_policy=removal_policy,
+        )
+        starter = lambda_.Function(
+            self, "Starter",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="index.handler",
+            code=lambda_.Code.from_asset(str(STARTER_CODE), exclude=["__pycache__", "*.pyc"]),
+            role=role,
+            log_group=log_group,
+            # Lists the data set (1000 keys a call) and reads one evaluation.json per recent version.
+            timeout=Duration.minutes(5),
+            memory_size=256,
+            dead_letter_queue=dead_letters,
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+            description=f"Starts {self.pipeline_name} on a snapshot of the curated data when it changed",
+            environment={
+                "PIPELINE_NAME": self.pipeline_name,
+                "MODEL_PACKAGE_GROUP": group,
+                "CURATED_URL": s3_uri(curated, self.curated_prefix),
+                "SNAPSHOT_URL": s3_uri(artifacts, SNAPSHOT_PREFIX),
+            },
+        )
+        # No reserved concurrency: two triggers at once send the same idempotency token and SageMaker
+        # starts one execution (index.request_token); reserving some would also fail to deploy on an
+        # account whose concurrency limit is 10, the minimum Lambda keeps unreserved.
+        checkov_skip(starter, "CKV_AWS_115",
+                     "Concurrent starts are made idempotent by StartPipelineExecution's ClientRequestToken "
+                     "(same snapshot, pipeline version and latest execution: same token), not by reserving "
+                     "account concurrency, which new accounts (limit 10) cannot spare.")
+        checkov_skip(
+            starter, "CKV_AWS_117",
+            "The starter only calls AWS APIs (S3 list and put, the SageMaker registry and this pipeline), all "
+            "bounded by its role; it serves no traffic and reaches no private resource, so a VPC would add "
+            "network interfaces and S3/SageMaker API endpoints without narrowing what it can do.",
+        )
+        checkov_skip(
+            starter, "CKV_AWS_173",
+            "Its environment holds no secret, only names and S3 URLs that the template itself shows; Lambda "
+            "encrypts it at rest with its own key, and a customer managed key would protect nothing more.",
+        )
+        return starter
 
     def _mlflow(self, artifacts: s3.IBucket, size: str) -> None:
         role = iam.Role(self, "MlflowRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),

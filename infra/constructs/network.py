@@ -6,9 +6,11 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.constructs.log_encryption import encrypted_log_group
 from infra.nag import acknowledge
 
 # What processing, training and endpoint containers call: with these endpoints their AWS traffic
@@ -52,7 +54,13 @@ class Network(Construct):
         if nat_gateways:
             subnets.append(ec2.SubnetConfiguration(name="nat", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=26,
                                                    map_public_ip_on_launch=False))
-        flow_log_group = logs.LogGroup(self, "FlowLogs", retention=log_retention, removal_policy=removal_policy)
+        # Flow logs name every address and port that talks: encrypted with a key of their own (the
+        # lake key lives in a stack that is deployed after this one).
+        self.flow_log_key = kms.Key(self, "FlowLogsKey", enable_key_rotation=True, removal_policy=removal_policy,
+                                    description=f"{Stack.of(self).stack_name}: VPC flow logs")
+        flow_log_group = encrypted_log_group(
+            self, "FlowLogs", key=self.flow_log_key, log_group_name=f"/{Stack.of(self).stack_name}/vpc-flow-logs",
+            retention=log_retention, removal_policy=removal_policy)
         self.vpc = ec2.Vpc(
             self,
             "Vpc",

@@ -1,12 +1,20 @@
-"""EventBridge targets aws-cdk-lib has no L2 for: a Glue workflow and a SageMaker pipeline."""
+"""EventBridge rules and targets shared by the constructs: a Glue workflow target (aws-cdk-lib has no
+L2 for it) and the rules that invoke the pipeline starter (infra/lambdas/start_pipeline).
+
+Rules do not start the SageMaker pipeline themselves: a rule can only pass fixed parameters, so every
+trigger would run on the same InputDataUrl. They invoke the starter, which snapshots the curated data
+and starts an execution on that snapshot when something changed."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import jsii
+from aws_cdk import Duration
 from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
@@ -28,42 +36,36 @@ class GlueWorkflowTarget:
         return events.RuleTargetConfig(arn=self.workflow_arn, role=self.role)
 
 
-def start_pipeline_rule(
+def starter_rule(
     scope: Construct,
     id_: str,
     *,
-    pipeline_arn: str,
+    starter: lambda_.IFunction,
     description: str,
     event_pattern: Mapping[str, object] | None = None,
     schedule: str | None = None,
-    role: iam.IRole | None = None,
-) -> events.CfnRule:
-    """A rule that starts a SageMaker pipeline execution (with its default parameters) on an event
-    pattern or a schedule.
+) -> events.Rule:
+    """A rule that invokes the pipeline starter (`MlPipeline.starter`) on an event pattern or a
+    schedule. The starter receives the event; it decides whether to start the pipeline.
 
-    L1: the L2 rule target has no SageMaker pipeline target. Pass `role` to share one role between
-    the rules of a stack; otherwise one is made, allowed to start this pipeline only.
+    Invoked asynchronously: EventBridge retries delivery for two hours; the function's own retries
+    and dead-letter queue take over from there. The permission for the rule to invoke the function
+    is created beside the rule, so a rule in another stack (the drift alarm's) adds no dependency
+    from the function's stack on its own.
     """
     if (event_pattern is None) == (schedule is None):
         raise ValueError(f"{id_}: give exactly one of event_pattern and schedule")
-    if role is None:
-        role = pipeline_starter_role(scope, f"{id_}Role", pipeline_arn=pipeline_arn)
-    return events.CfnRule(
-        scope,
-        id_,
+    pattern = None
+    if event_pattern is not None:
+        p = dict(event_pattern)
+        pattern = events.EventPattern(source=p.pop("source", None), detail_type=p.pop("detail-type", None),
+                                      resources=p.pop("resources", None), detail=p.pop("detail", None))
+        if p:
+            raise ValueError(f"{id_}: event pattern keys not supported here: {sorted(p)}")
+    return events.Rule(
+        scope, id_,
         description=description,
-        event_pattern=dict(event_pattern) if event_pattern is not None else None,
-        schedule_expression=schedule,
-        state="ENABLED",
-        targets=[events.CfnRule.TargetProperty(
-            arn=pipeline_arn, id="pipeline", role_arn=role.role_arn,
-            retry_policy=events.CfnRule.RetryPolicyProperty(maximum_retry_attempts=3),
-        )],
+        event_pattern=pattern,
+        schedule=events.Schedule.expression(schedule) if schedule is not None else None,
+        targets=[targets.LambdaFunction(starter, retry_attempts=3, max_event_age=Duration.hours(2))],
     )
-
-
-def pipeline_starter_role(scope: Construct, id_: str, *, pipeline_arn: str) -> iam.Role:
-    role = iam.Role(scope, id_, assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
-                    description="EventBridge starts the SageMaker training pipeline")
-    role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:StartPipelineExecution"], resources=[pipeline_arn]))
-    return role

@@ -13,11 +13,15 @@ How the declaration maps onto Azure ML:
   records what it ran with (hyperparameters.py), so the sweep's best_hyperparameters output
   is the best trial's, and training turns it back into flags.
 - condition: Azure pipelines branch only on control outputs written by mldesigner code, so the
-  check is its script: it fails the job with the metric and the threshold. Steps declared after the
-  check take its output as an input (and test that it is there): they run only once it passed.
-- Parameters: those the steps read are pipeline inputs; instance types are the compute cluster's
-  business, and a sweep's limits cannot be bound to inputs, so the tuning budget is fixed at the
-  declaration's defaults when the job is built.
+  check is a command node running check.py: when the gate does not pass it exits 3 with the
+  comparisons and their numbers, and the job fails there. Steps declared after the check take its
+  output as an input (and test that check.json is there): they run only once it passed.
+- Parameters: those the steps read are pipeline inputs (InputDataUrl, GateMargin, MetricThreshold,
+  ChampionModelUrl, RegisteredModelDigests, ModelApprovalStatus); instance types are the compute
+  cluster's business, and a sweep's limits cannot be bound to inputs, so the tuning budget is fixed
+  at the declaration's defaults when the job is built. Nothing fills ChampionModelUrl and
+  RegisteredModelDigests on Azure yet: their defaults ("") mean no champion and nothing registered,
+  so the gate there is the naive baseline's (and the optional floor's).
 """
 
 # No `from __future__ import annotations`: @dsl.pipeline reads the pipeline function's annotations
@@ -56,7 +60,10 @@ AZURE_EXTRAS = ("mlflow", "azureml-mlflow", "azureml-inference-server-http")
 TORCH = ("--extra-index-url https://download.pytorch.org/whl/cpu", "torch==2.13.0", "pillow==13.0.0")
 _SCRATCH = "$TMPDIR/mlops-outputs"
 # Pipeline inputs: the parameters an Azure pipeline can take per run.
-PIPELINE_INPUTS = ("InputDataUrl", "MetricThreshold", "ModelApprovalStatus")
+# Pipeline inputs that are folders (uri_folder), not values.
+FOLDER_INPUTS = ("InputDataUrl",)
+PIPELINE_INPUTS = ("InputDataUrl", "GateMargin", "MetricThreshold", "ChampionModelUrl", "RegisteredModelDigests",
+                   "ModelApprovalStatus")
 
 
 @contextmanager
@@ -145,7 +152,9 @@ class _Command:
         return None if value is None else shlex.quote(value)
 
     def param(self, name: str) -> str:
-        return f"${{{{inputs.{name}}}}}"  # a node input bound to the pipeline input of that name
+        # A node input bound to the pipeline input of that name, quoted: a parameter may be "" (no
+        # threshold, no champion), which must stay one (empty) argument in the shell.
+        return f"'${{{{inputs.{name}}}}}'"
 
     def input_dir(self, name: str) -> str:
         return f"${{{{inputs.{name}}}}}"
@@ -182,8 +191,11 @@ def _node_inputs(step: Step, target: AzureTarget) -> dict[str, Any]:
     defaults = target.parameter_defaults()
     for a in step.args:
         if isinstance(a.value, Param):
-            default = defaults[a.value.name]
-            inputs[a.value.name] = Input(type="number" if isinstance(default, float) else "string")
+            name = a.value.name
+            if name in FOLDER_INPUTS:  # read as text (register's --data): its URI, not a mount of it
+                inputs[name] = Input(type="uri_folder", mode="direct")
+            else:
+                inputs[name] = Input(type="number" if isinstance(defaults[name], float) else "string")
     return inputs
 
 
@@ -264,9 +276,13 @@ def build_pipeline_job(target: AzureTarget, code: str | None = None) -> Any:
     @dsl.pipeline(
         name=target.experiment, display_name=target.experiment, experiment_name=target.experiment,
         description=f"The {work.name} workload's declared pipeline on Azure ML", default_compute=target.compute)
-    def pipeline(InputDataUrl: Input, MetricThreshold: float = float(defaults["MetricThreshold"]),
+    def pipeline(InputDataUrl: Input, GateMargin: float = float(defaults["GateMargin"]),
+                 MetricThreshold: str = str(defaults["MetricThreshold"]),
+                 ChampionModelUrl: str = str(defaults["ChampionModelUrl"]),
+                 RegisteredModelDigests: str = str(defaults["RegisteredModelDigests"]),
                  ModelApprovalStatus: str = str(defaults["ModelApprovalStatus"])) -> None:
-        params = {"InputDataUrl": InputDataUrl, "MetricThreshold": MetricThreshold,
+        params = {"InputDataUrl": InputDataUrl, "GateMargin": GateMargin, "MetricThreshold": MetricThreshold,
+                  "ChampionModelUrl": ChampionModelUrl, "RegisteredModelDigests": RegisteredModelDigests,
                   "ModelApprovalStatus": ModelApprovalStatus}
         built: dict[str, Any] = {}
         for step in work.steps:

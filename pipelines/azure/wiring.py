@@ -3,8 +3,9 @@ with the declaration.
 
 A node's command is split as bash would split it; `${{inputs.x}}` is the node input x, whose binding
 says where it comes from (`${{parent.jobs.<step>.outputs.<output>}}`, or `${{parent.inputs.<P>}}`:
-a pipeline parameter, given as an argument when the node input is named after it and as an input
-folder otherwise); `${{outputs.x}}` is the output x. A sweep's trial reads its search space as
+a pipeline parameter, given as an argument when the node input is named after it (quoted,
+`'${{inputs.P}}'`, so that an empty value stays one argument) and as an input folder otherwise);
+`${{outputs.x}}` is the output x. A sweep's trial reads its search space as
 `${{search_space.x}}` inputs; the training node's `$(python hyperparameters.py flags ...)`
 stands for the tuning node's hyperparameters, as that node's trial records them.
 """
@@ -38,7 +39,7 @@ def _bindings(node: dict[str, Any]) -> dict[str, str]:
 def _value(word: str, bindings: dict[str, str], search: set[str]) -> str:
     if word == SCRATCH:
         return "out:"
-    m = _REF.match(word)
+    m = _REF.match(word.removeprefix("'").removesuffix("'"))  # a parameter is quoted
     if not m:
         return f"={word}"
     kind, name, file = m.groups()

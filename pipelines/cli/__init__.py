@@ -16,6 +16,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "pipelines.cli.run",
     "pipelines.cli.serve",
+    "pipelines.cli.models",
     "pipelines.cli.monitor",
     "pipelines.cli.pipeline",
     "pipelines.cli.infra",

@@ -1,7 +1,11 @@
 """`mlops pipeline`: drive the cloud targets.
 
-    mlops pipeline deploy --start          upload the code, upsert the SageMaker pipeline, start it
-    mlops pipeline upsert | start | status SageMaker, one action at a time
+    mlops pipeline start                   snapshot the curated data and start the pipeline on it, unless
+                                           nothing changed since the last execution (--force: anyway);
+                                           the same code as the stack's starter Lambda function
+    mlops pipeline status                  the latest execution and its steps
+    mlops pipeline deploy --start          sandbox account: upload the code, upsert the pipeline, start it
+    mlops pipeline upsert                  sandbox account: create or update the pipeline with boto3
     mlops pipeline approve --latest        approve (or --reject) a registered model version
     mlops pipeline export --target azure   Azure ML pipeline job YAML (load_job reads it back)
     mlops pipeline export --target sagemaker   the SageMaker definition JSON
@@ -10,6 +14,10 @@
 
 Settings come from flags, else environment variables (named in --help), so CI can export them
 once. Whatever is missing or malformed is reported, naming the flag, before any call is made.
+
+`deploy` and `upsert` change the pipeline with UpdatePipeline: for a sandbox account only. A pipeline
+the ml-pipeline stack owns is changed by `cdk deploy` (CloudFormation would put its own definition
+back at the next deploy); start it with `start`.
 """
 
 from __future__ import annotations
@@ -34,7 +42,10 @@ _ENV = {
     "input_data_uri": "MLOPS_INPUT_DATA_URI",
     "pipeline_name": "MLOPS_PIPELINE_NAME",
     "model_package_group": "MLOPS_MODEL_PACKAGE_GROUP",
+    "curated_url": "MLOPS_CURATED_URL",
 }
+_SANDBOX = ("for a sandbox account: UpdatePipeline outside CloudFormation; a pipeline the ml-pipeline stack "
+            "owns is changed by `cdk deploy`")
 
 
 class ConfigError(ValueError):
@@ -81,6 +92,18 @@ def _aws_options(p: argparse.ArgumentParser, *, target: bool) -> None:
     p.add_argument("--spec", default=DEFAULT_SPEC, help="dataset spec, relative to training_code/")
 
 
+def _snapshot_options(p: argparse.ArgumentParser, *, bucket: bool) -> None:
+    """What `start` snapshots and where the manifest goes (the tabular workload)."""
+    p.add_argument("--curated-url", default=_env("curated_url"),
+                   help="the data set's curated objects, s3://<curated bucket>/<data set>/ "
+                        f"(env {_ENV['curated_url']}; the starter function's CURATED_URL)")
+    if bucket:
+        p.add_argument("--bucket", default=_env("bucket"),
+                       help=f"artefacts bucket: manifests go to s3://<bucket>/snapshots/ (env {_ENV['bucket']})")
+    p.add_argument("--force", action="store_true",
+                   help="start even when neither the data nor the pipeline changed since the last execution")
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help=f"pipeline parameter for this execution; one of {', '.join(PARAMETER_NAMES)}")
@@ -93,21 +116,37 @@ def register(subparsers: Any) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    deploy = actions.add_parser("deploy", help="upload the code, upsert the SageMaker pipeline (and --start it)")
+    deploy = actions.add_parser("deploy",
+                                help=f"upload the code, upsert the SageMaker pipeline (and --start it), {_SANDBOX}",
+                                description=f"Upload the code, create or update the pipeline, {_SANDBOX}.")
     deploy.add_argument("--target", choices=("sagemaker",), default="sagemaker")
     _aws_options(deploy, target=True)
-    deploy.add_argument("--start", action="store_true", help="start an execution once the pipeline is upserted")
+    deploy.add_argument("--start", action="store_true",
+                        help="then start an execution as `start` does (on a snapshot of --curated-url)")
+    _snapshot_options(deploy, bucket=False)
     _run_options(deploy)
 
-    upsert = actions.add_parser("upsert", help="create or update the SageMaker pipeline")
+    upsert = actions.add_parser("upsert", help=f"create or update the SageMaker pipeline, {_SANDBOX}",
+                                description=f"Create or update the pipeline with boto3, {_SANDBOX}.")
     upsert.add_argument("--target", choices=("sagemaker",), default="sagemaker")
     _aws_options(upsert, target=True)
     upsert.add_argument("--code-uri",
                         help="s3:// URI of the workload's uploaded sourcedir.tar.gz (default: upload it now)")
 
-    start = actions.add_parser("start", help="start an execution of the SageMaker pipeline")
+    start = actions.add_parser(
+        "start", help="start the SageMaker pipeline on a snapshot of the curated data, unless nothing changed",
+        description="Snapshot the curated data set into s3://<bucket>/snapshots/<digest>.manifest, resolve the "
+                    "champion and the registered model digests from the model registry, and start the pipeline "
+                    "on that snapshot, unless the latest execution ran on it and the pipeline has not changed "
+                    "since. The same code as the ml-pipeline stack's starter function. The image workload "
+                    "starts on its InputDataUrl as given (no snapshot).")
     start.add_argument("--target", choices=("sagemaker",), default="sagemaker")
     _aws_options(start, target=False)
+    _snapshot_options(start, bucket=True)
+    start.add_argument("--starter-function", default=os.environ.get("MLOPS_STARTER_FUNCTION", ""),
+                       help="invoke the ml-pipeline stack's starter Lambda function (name or ARN; env "
+                            "MLOPS_STARTER_FUNCTION) rather than run its code here: the caller then needs "
+                            "lambda:InvokeFunction on it only (CI's push role), not the starter's rights")
     _run_options(start)
 
     status = actions.add_parser("status", help="status of an execution and its steps (default: the latest)")
@@ -229,10 +268,56 @@ def _print_status(status: Any) -> None:
         print(f"failure: {status.failure}")
 
 
-def _start(sm: Any, args: argparse.Namespace, parameters: dict[str, str]) -> int:
+def _start(sm: Any, s3: Any, args: argparse.Namespace, parameters: dict[str, str]) -> int:
     from pipelines.sagemaker import api
 
-    arn = api.start_execution(sm, args.pipeline_name, parameters)
+    if args.workload != "tabular":  # its input is the raw image prefix: nothing to snapshot
+        parameters = {**api.registry_parameters(sm, s3, pipeline_name=args.pipeline_name,
+                                                model_package_group=args.model_package_group), **parameters}
+        arn = api.start_execution(sm, args.pipeline_name, parameters)
+    else:
+        from infra.lambdas.start_pipeline.index import StartError
+
+        if getattr(args, "starter_function", None):  # `deploy --start` has no such flag
+            import boto3
+
+            try:
+                found = api.invoke_starter(boto3.client("lambda", region_name=args.region), args.starter_function,
+                                           force=args.force)
+            except StartError as e:
+                print(f"mlops pipeline {args.action}: not started: {e}", file=sys.stderr)
+                return 1
+            snapshot = found.get("snapshot") or {}
+            print(f"snapshot:  {snapshot.get('manifest_url', '?')} ({snapshot.get('objects', '?')} objects)")
+            for note in found.get("notes", []):
+                print(f"note:      {note}")
+            if not found.get("started"):
+                print(f"skipped:   {found.get('reason', '')}")
+                return 0
+            print(f"started:   {found.get('reason', '')}")
+            arn = str(found["execution_arn"])
+            args.pipeline_name = arn.split(":pipeline/", 1)[-1].split("/", 1)[0]  # the starter's pipeline
+            print(f"execution: {arn}")
+            print(f"console:   {api.console_url(args.region, args.pipeline_name, arn)}")
+            status = api.wait_for(sm, arn, timeout_s=args.timeout) if args.wait else api.describe_execution(sm, arn)
+            _print_status(status)
+            return 1 if args.wait and status.status != "Succeeded" else 0
+        try:
+            decision = api.start_on_snapshot(
+                sm, s3, pipeline_name=args.pipeline_name, model_package_group=args.model_package_group,
+                curated_url=args.curated_url, bucket=args.bucket, force=args.force, parameters=parameters)
+        except StartError as e:
+            print(f"mlops pipeline {args.action}: not started: {e}", file=sys.stderr)
+            return 1
+        snap = decision.snapshot
+        print(f"snapshot:  {snap.manifest_url} ({snap.objects} objects{', new' if snap.written else ''})")
+        for note in decision.notes:
+            print(f"note:      {note}")
+        if not decision.started:
+            print(f"skipped:   {decision.reason}")
+            return 0
+        print(f"started:   {decision.reason}")
+        arn = decision.execution_arn
     print(f"execution: {arn}")
     print(f"console:   {api.console_url(args.region, args.pipeline_name, arn)}")
     status = api.wait_for(sm, arn, timeout_s=args.timeout) if args.wait else api.describe_execution(sm, arn)
@@ -240,6 +325,26 @@ def _start(sm: Any, args: argparse.Namespace, parameters: dict[str, str]) -> int
     if args.wait and status.status != "Succeeded":
         return 1
     return 0
+
+
+def _check_start(args: argparse.Namespace) -> None:
+    """The snapshot's settings, before any call (the tabular workload starts on a snapshot)."""
+    if getattr(args, "workload", "tabular") != "tabular":
+        return
+    if getattr(args, "starter_function", ""):
+        if args.param:
+            raise ConfigError("--param with --starter-function: the starter function decides the parameters")
+        return
+    missing = [f"--{flag.replace('_', '-')} (env {_ENV[flag]})" for flag in ("curated_url", "bucket")
+               if not getattr(args, flag, None)]
+    if missing:
+        raise ConfigError("missing " + " and ".join(missing) + ": `start` snapshots the curated data into the "
+                          "artefacts bucket")
+    if not str(args.curated_url).startswith("s3://"):
+        raise ConfigError(f"--curated-url: expected s3://<bucket>/<prefix>/, got {args.curated_url!r}")
+    clash = sorted(set(_parameters(args.param)) & {"InputDataUrl", "ChampionModelUrl", "RegisteredModelDigests"})
+    if clash:
+        raise ConfigError(f"--param {', '.join(clash)}: set by the starter (the snapshot and the model registry)")
 
 
 def _upsert(sm: Any, s3: Any, args: argparse.Namespace, code_uri: str | None) -> str:
@@ -314,6 +419,24 @@ _LOCAL_BUCKET = "mlops-local-artefacts"
 _LOCAL_ROLE = "arn:aws:iam::000000000000:role/mlops-local-pipeline"
 
 
+def _curated_snapshot(data: Path, folder: Path) -> Path:
+    """What the pipeline's starter would find in the curated bucket: `data` run through etl.py (the
+    Glue job's script) into a lake of this execution's own, then snapshotted. Parquet input is taken
+    as curated already, as `mlops run` takes it."""
+    from pipelines import paths
+    from pipelines.local.intake import etl_skip_reason, run_etl, snapshot
+    from pipelines.local.lake import Lake
+
+    spec = paths.TRAINING_CODE / DEFAULT_SPEC  # the spec the SageMaker target builds with
+    lake = Lake("run-local", home=folder / "lake")
+    skip = etl_skip_reason(spec, data)
+    if skip is None:
+        print(f"etl: {run_etl(lake, data, spec, folder / 'etl', print).summary}")
+    else:
+        print(f"etl: skipped ({skip})")
+    return snapshot(lake, data, curated=skip is None).folder
+
+
 def _run_local(args: argparse.Namespace, parameters: dict[str, str]) -> int:
     if args.rows < 100 or (args.max_trials is not None and args.max_trials < 1):
         raise ConfigError("--rows must be at least 100 and --max-trials at least 1")
@@ -356,7 +479,9 @@ def _run_local(args: argparse.Namespace, parameters: dict[str, str]) -> int:
         raise ConfigError(str(e)) from e
     input_uri = executor.scope.parameters.get("InputDataUrl")
     if input_uri:
-        data = prepare(args.workload, args.data, args.rows, args.seed, folder / "data.log", print)
+        data = prepare(args.workload, args.data, args.rows, args.seed, folder / "data.log", print).path
+        if str(input_uri).endswith(".manifest"):  # the tabular pipeline reads a snapshot of curated data
+            data = _curated_snapshot(data, folder)
         uploaded = upload_data(s3, data, str(input_uri))
         print(f"data: {len(uploaded)} file(s) from {data} to {input_uri}")
     result = executor.run()
@@ -389,15 +514,17 @@ def handle(args: argparse.Namespace) -> int:
                 _target(args, code_uri)
             else:
                 _target(args, "s3://placeholder/check-settings-first.tar.gz")
+        if args.action == "start" or (args.action == "deploy" and args.start):
+            _check_start(args)
         sm, s3 = _clients(args.region)
         if args.action == "deploy":
             _upsert(sm, s3, args, None)
-            return _start(sm, args, parameters) if args.start else 0
+            return _start(sm, s3, args, parameters) if args.start else 0
         if args.action == "upsert":
             _upsert(sm, s3, args, args.code_uri)
             return 0
         if args.action == "start":
-            return _start(sm, args, parameters)
+            return _start(sm, s3, args, parameters)
         if args.action == "approve":
             return _approve(sm, args)
         from pipelines.sagemaker import api

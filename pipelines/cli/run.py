@@ -14,9 +14,12 @@ from pipelines.definition import DEFAULT_SPEC, PROBLEM_TYPES, WORKLOADS
 
 def register(sub: Any) -> None:
     p = sub.add_parser("run", help="run the whole ML pipeline locally (no cloud, no Docker)",
-                       description="Run every step of the pipeline as its own process, as the cloud "
-                                   "containers would: ETL, preprocess, tune, train, evaluate, check, "
-                                   "register, baseline, batch transform.")
+                       description="Land the data in the dataset's local lake and run the ETL on what is new "
+                                   "(as Glue does in the cloud), snapshot the curated data, then run every "
+                                   "step of the pipeline on that snapshot as its own process, as the cloud "
+                                   "containers would: preprocess, tune, train, evaluate, check, baseline, "
+                                   "register, batch transform. The same data twice trains nothing again, and "
+                                   "a model identical to a registered version is not registered.")
     p.add_argument("--data", type=Path, help="CSV/Parquet file or folder (default: generated churn data)")
     p.add_argument("--target", help="label column of --data (types are inferred when no --spec)")
     p.add_argument("--problem-type", choices=PROBLEM_TYPES)
@@ -25,7 +28,17 @@ def register(sub: Any) -> None:
     p.add_argument("--rows", type=int, default=100_000, help="rows of generated data (default 100000)")
     p.add_argument("--trials", type=int, default=20, help="tuning trials (default 20)")
     p.add_argument("--parallel", type=int, default=os.cpu_count() or 1, help="trials at once (default: cores)")
-    p.add_argument("--threshold", type=float, help="minimum evaluation metric to register")
+    p.add_argument("--dataset", help="the lake the data goes into (default: churn for generated data, "
+                                     "the file's or folder's name for --data)")
+    p.add_argument("--snapshot", help="train on this existing snapshot of the dataset's lake (its digest, "
+                                      "a prefix of it, or its folder) instead of landing new data")
+    p.add_argument("--threshold", type=float, help="absolute floor of the gated metric (default: none; the "
+                                                   "gate is relative to the naive baseline and the champion)")
+    p.add_argument("--margin", type=float, help="how far the gated metric must beat the naive baseline's "
+                                                "(default: the workload's, per problem type)")
+    p.add_argument("--approve", action="store_true",
+                   help="register the new version Approved, so that it serves at once (default: pending "
+                        "approval, `mlops models approve N`)")
     p.add_argument("--algorithm", choices=("xgboost", "random_forest", "linear"), default="xgboost")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no-cache", action="store_true", help="run every step even if cached")
@@ -45,6 +58,10 @@ def _validate(args: argparse.Namespace) -> str | None:
         return "--trials and --parallel must be at least 1"
     if args.workload == "tabular" and args.data is not None and args.spec is None and args.target is None:
         return "--data needs --target (or a --spec that names it)"
+    if args.data is not None and args.snapshot is not None:
+        return "give --data or --snapshot, not both (--dataset names the snapshot's lake)"
+    if args.dataset is not None and (not args.dataset or "/" in args.dataset or args.dataset.startswith((".", "_"))):
+        return f"--dataset {args.dataset!r}: a plain name (no '/', not starting with '.' or '_')"
     if args.data is not None and not args.data.exists():
         return f"--data {args.data}: no such file or folder"
     if args.spec is not None and not args.spec.is_file():
@@ -62,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = RunConfig(workload=args.workload, data=args.data, target=args.target, problem_type=args.problem_type,
                     spec=args.spec, rows=args.rows, trials=args.trials, parallelism=args.parallel,
-                    threshold=args.threshold, seed=args.seed, use_cache=not args.no_cache, run_id=args.run_id,
-                    algorithm=args.algorithm)
+                    threshold=args.threshold, margin=args.margin, seed=args.seed, use_cache=not args.no_cache,
+                    run_id=args.run_id, algorithm=args.algorithm, dataset=args.dataset, snapshot=args.snapshot,
+                    approve=args.approve)
     local = LocalRun(cfg)
     if args.plan:
         return _print_plan(local)
@@ -74,8 +92,9 @@ def _print_plan(local: Any) -> int:
     """The steps as they would run on this data (generated data is not generated for this)."""
     import shlex
 
-    raw = (args_data.resolve() if (args_data := local.cfg.data) else Path("<generated data>"))
-    for r in local.plan(raw):
+    print("(before the steps: the data lands in the dataset's lake, the ETL curates what is new, and the run "
+          "trains on a snapshot of the curated data: InputDataUrl)")
+    for r in local.plan(Path("<snapshot>")):
         command = f"python {r.step.script} {shlex.join(r.argv)}" if r.step.script else "(in-process)"
         print(f"{r.step.name} ({r.step.kind}, {r.step.compute}):\n  {command}")
         if r.hyperparameters:  # known once the problem type is: given, or after preprocessing

@@ -9,17 +9,20 @@ of them writes a step's arguments itself.
 
 Where an argument's value comes from:
 
-    Param("MetricThreshold")   a pipeline parameter, set per execution (parameters.py)
+    Param("GateMargin")        a pipeline parameter, set per execution (parameters.py)
     Setting("spec")            fixed when the target builds the pipeline (settings.py says what each
                                target gives; a Setting a target leaves unset drops the argument)
     Const("baseline")          the same words everywhere
-    InputDir("curated")        the folder of one of the step's inputs
+    InputDir("test")           the folder of one of the step's inputs
     OutputDir("evaluation")    the folder of one of the step's outputs
     OutputsRoot()              the folder holding all of the step's outputs, one subfolder each
     InputFile("report", "spec.json")   a file inside an input folder
 
-Inputs name their producer: "etl/curated" is the output `curated` of step `etl`; "param:InputDataUrl"
-is a pipeline parameter holding a location.
+Inputs name their producer: "train/model" is the output `model` of step `train`; "param:InputDataUrl"
+is a pipeline parameter holding a location. An input marked `manifest` reads a location that lists
+the objects to read (the tabular workload's curated-data snapshot): SageMaker reads it as a
+ManifestFile (each listed object downloaded under its key relative to the manifest's prefix);
+locally the location is the snapshot folder itself.
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ T_co = TypeVar("T_co", covariant=True)
 ProblemType = Literal["binary", "multiclass", "regression"]
 PROBLEM_TYPES: tuple[ProblemType, ...] = ("binary", "multiclass", "regression")
 
-# What the step is, as the cloud services know steps: it decides the job type a target creates.
+# What the step is, as the cloud services know steps: it decides the job type a target creates. A
+# "condition" is a script whose decision (check.json) says whether the steps that take its output
+# run: SageMaker runs it as a processing job followed by ConditionSteps on that file.
 StepKind = Literal["processing", "tuning", "training", "condition", "register", "transform"]
 # What it runs on: a Spark cluster, the data-processing image (pandas, scikit-learn), the model
-# framework's image (XGBoost, PyTorch), or nothing (the service evaluates it).
+# framework's image (XGBoost, PyTorch), or nothing (the service does the work: the registry).
 Compute = Literal["spark", "data", "model", "none"]
 HyperparameterSource = Literal["search", "best"]
 
@@ -151,6 +156,7 @@ def words(pairs: Iterable[tuple[str, T | None]]) -> list[str | T]:
 class Input:
     name: str
     source: str  # "<step>/<output>" or "param:<Parameter>"
+    manifest: bool = False  # the location is a manifest of the objects to read (module docstring)
 
     @property
     def producer(self) -> tuple[str, str]:
@@ -235,19 +241,35 @@ EVALUATION_SECTION: dict[ProblemType, str] = {
 }
 
 
+NaiveBaseline = Literal["majority class", "class prior", "mean"]
+
+
 @dataclass(frozen=True)
 class Gate:
-    """The quality gate before registration: one metric of evaluation.json against a threshold."""
+    """The quality gate before registration, relative by default: one metric of evaluation.json must
+    beat the naive baseline model's (evaluate.py scores it on the same test data) by a margin, and be
+    no worse than the serving champion's. An absolute floor (MetricThreshold) is optional."""
 
     metrics: Mapping[ProblemType, str]  # the metric per problem type the workload has
-    thresholds: Mapping[ProblemType, float]  # the default threshold per problem type
+    margins: Mapping[ProblemType, float]  # GateMargin's default: how far above the naive baseline
+    baselines: Mapping[ProblemType, NaiveBaseline]  # the naive baseline evaluate.py scores
+    # MetricThreshold's default per problem type; a problem type not here has no absolute floor ("").
+    thresholds: Mapping[ProblemType, float] = field(default_factory=dict)
     op: Literal["gte", "lte"] = "gte"
 
     def metric(self, problem: ProblemType) -> str:
         return _lookup(self.metrics, problem)
 
-    def threshold(self, problem: ProblemType) -> float:
-        return _lookup(self.thresholds, problem)
+    def margin(self, problem: ProblemType) -> float:
+        return _lookup(self.margins, problem)
+
+    def baseline(self, problem: ProblemType) -> NaiveBaseline:
+        return _lookup(self.baselines, problem)
+
+    def threshold(self, problem: ProblemType) -> str:
+        """MetricThreshold's default: "" (no absolute floor) unless the workload sets one."""
+        _lookup(self.metrics, problem)  # an unknown problem type fails here as everywhere
+        return str(self.thresholds[problem]) if problem in self.thresholds else ""
 
     def path(self, problem: ProblemType) -> str:
         """The metric's JSON path in evaluation.json."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pipelines.definition.contract import ProblemType
 from pipelines.definition.parameters import PARAMETERS
 from pipelines.definition.settings import DEFAULT_SEED, SETTINGS, Values
@@ -10,11 +12,14 @@ from pipelines.definition.workloads import Workload
 
 def parameter_defaults(workload: Workload, problem: ProblemType,
                        overrides: dict[str, str | int | float] | None = None) -> dict[str, str | int | float]:
-    """Every pipeline parameter's default for this workload and problem type: MetricThreshold is the
-    workload's gate threshold, so a model that passes the gate here passes it on every target."""
+    """Every pipeline parameter's default for this workload and problem type: GateMargin and
+    MetricThreshold are the workload's gate's, so a model that passes the gate here passes it on
+    every target."""
+    per_problem: dict[str, Callable[[ProblemType], str | float]] = {
+        "GateMargin": workload.gate.margin, "MetricThreshold": workload.gate.threshold}
     out: dict[str, str | int | float] = {}
     for p in PARAMETERS:
-        out[p.name] = workload.gate.threshold(problem) if p.default is None else p.default
+        out[p.name] = per_problem[p.name](problem) if p.default is None else p.default
     for name, value in (overrides or {}).items():
         if name not in out:
             raise KeyError(f"no pipeline parameter {name!r}; one of {', '.join(out)}")
@@ -30,7 +35,6 @@ def cloud_settings(workload: Workload, problem: ProblemType, spec: str | None) -
         "target": None,  # the spec names it
         "problem_type": problem,
         "seed": str(DEFAULT_SEED),
-        "ingestion_date": None,  # the day the job runs, as on Glue
         "gate_metric": workload.gate.path(problem),
         "gate_op": workload.gate.op,
         "trial_threads": None,  # each trial has its instance to itself

@@ -119,7 +119,8 @@ def differences(expected: Wiring, actual: Wiring) -> list[str]:
 
 def check_declaration(workload: Workload) -> list[str]:
     """What is inconsistent in the declaration itself: inputs from steps that come later or do not
-    exist, arguments naming undeclared inputs, outputs, parameters or settings."""
+    exist, manifests that are not parameters, arguments naming undeclared inputs, outputs,
+    parameters or settings."""
     from pipelines.definition.parameters import PARAMETER_NAMES
 
     problems: list[str] = []
@@ -130,6 +131,9 @@ def check_declaration(workload: Workload) -> list[str]:
             problems.append(f"{step.name}: an input name is used twice: {names}")
         for i in step.inputs:
             producer, output = i.producer
+            if i.manifest and producer != "param":
+                problems.append(f"{step.name}: input {i.name} is a manifest, but reads {i.source}: a manifest is "
+                                "a location a parameter names (param:<Parameter>)")
             if producer == "param":
                 if output not in PARAMETER_NAMES:
                     problems.append(f"{step.name}: input {i.name} reads unknown parameter {output!r}")

@@ -1,6 +1,7 @@
 """The workloads: what each supplies to the one pipeline runner and to the cloud builders.
 
-A workload is its steps (steps.py), its search space per problem type, its quality gate, the model
+A workload is its steps (steps.py), its search space per problem type, its quality gate (the metric,
+the naive baseline it must beat and the margin, per problem type), the model
 name it registers under, and the code bundle its jobs run: its entry scripts, what they import, its
 data files and its own requirements file (shipped as requirements.txt, which the framework
 containers pip-install at start-up).
@@ -76,8 +77,10 @@ TABULAR = Workload(
     model_name="churn-models",
     steps=TABULAR_STEPS,
     search=TABULAR_SPACES,
+    # AUC needs scores: a constant score (the class prior) is its naive baseline, at 0.5.
     gate=Gate(metrics={"binary": "auc", "multiclass": "accuracy", "regression": "r2"},
-              thresholds={"binary": 0.75, "multiclass": 0.6, "regression": 0.5}),
+              margins={"binary": 0.05, "multiclass": 0.02, "regression": 0.05},
+              baselines={"binary": "class prior", "multiclass": "majority class", "regression": "mean"}),
     serving_script="inference.py",
     requirements="requirements/tabular.txt",
     data_files=("specs",),
@@ -94,7 +97,8 @@ IMAGE = Workload(
     steps=IMAGE_STEPS,
     search=IMAGE_SPACES,
     gate=Gate(metrics={"binary": "accuracy", "multiclass": "accuracy"},
-              thresholds={"binary": 0.7, "multiclass": 0.7}),
+              margins={"binary": 0.05, "multiclass": 0.05},
+              baselines={"binary": "majority class", "multiclass": "majority class"}),
     serving_script="image_inference.py",
     requirements="requirements/image.txt",
     data_files=(),

@@ -18,12 +18,6 @@ def _json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
-def _etl(r: RenderedStep, _: dict[str, float]) -> str:
-    report = _json(r.outputs["report"] / "etl_report.json")
-    return (f"{report.get('rows_in', '?')} rows in, {report.get('rows_curated', '?')} curated, "
-            f"{report.get('rows_quarantined', '?')} quarantined")
-
-
 def _preprocess(r: RenderedStep, _: dict[str, float]) -> str:
     report = _json(r.outputs["report"] / "data_report.json")
     s = report["splits"]
@@ -48,8 +42,25 @@ def _evaluation(r: RenderedStep, _: dict[str, float]) -> str:
 
 def _check(r: RenderedStep, _: dict[str, float]) -> str:
     c = _json(r.outputs["check"] / "check.json")
-    sign = ">=" if c["op"] == "gte" else "<="
-    return f"{c['metric']}={c['value']:.4f} {sign} {c['threshold']} {'passed' if c['passed'] else 'FAILED'}"
+    verdicts = [f"{x['against'].split(' (')[0]} {'ok' if x['passed'] else 'FAILED'}"
+                for x in c.get("comparisons", []) if "passed" in x]
+    head = f"{c['metric']}={c['value']:.4f} {'passed' if c['passed'] else 'FAILED'}"
+    return f"{head} ({', '.join(verdicts)})" if verdicts else head
+
+
+def gate_lines(check: dict[str, Any]) -> list[str]:
+    """The gate's comparisons, one line each with its numbers, from check.json."""
+    sign = ">=" if check.get("op", "gte") == "gte" else "<="
+    lines = []
+    for x in check.get("comparisons", []):
+        if "skipped" in x:
+            lines.append(f"{x['against']}: skipped ({x['skipped']})")
+            continue
+        how = f"{x['reference']:.4f} {'+' if sign == '>=' else '-'} margin {x['margin']:g}" if "margin" in x else (
+            f"its {check.get('metric')} {x['reference']:.4f}" if "reference" in x else "absolute floor")
+        lines.append(f"{x['against']}: needs {check.get('metric')} {sign} {x['required']:.4f} ({how}): "
+                     f"{check.get('value', float('nan')):.4f}, {'passed' if x['passed'] else 'FAILED'}")
+    return lines
 
 
 def _baseline(r: RenderedStep, _: dict[str, float]) -> str:
@@ -65,7 +76,7 @@ def _image_transform(r: RenderedStep, metrics: dict[str, float]) -> str:
 
 
 SUMMARIES: dict[str, Summary] = {
-    "etl.py": _etl, "preprocess.py": _preprocess, "image_preprocess.py": _image_preprocess,
+    "preprocess.py": _preprocess, "image_preprocess.py": _image_preprocess,
     "evaluate.py": _evaluation, "image_evaluate.py": _evaluation, "check.py": _check,
     "monitor.py": _baseline, "inference.py": _transform, "image_inference.py": _image_transform,
 }

@@ -1,6 +1,8 @@
 """The local target: the declared pipeline of a workload, run here one step after the other.
 
-One loop over the workload's declared steps. Each step is rendered (plan.py) into its script's
+First the data (intake.py): the input lands in the dataset's lake, the ETL curates it, and the run
+trains on a snapshot of the curated data, the pipeline's InputDataUrl. Then one loop over the
+workload's declared steps. Each step is rendered (plan.py) into its script's
 command line and run as its own process with training_code/ as the working directory, as a SageMaker
 or Azure ML container runs it; folders under MLOPS_HOME/runs/<run-id>/<step>/ stand in for channels.
 What differs by kind of step is only how its script is run:
@@ -10,9 +12,13 @@ What differs by kind of step is only how its script is run:
     training     once, with the tuning step's best hyperparameters; model.tar.gz as SageMaker uploads it
     register     once, then the model-version folder it wrote goes into MLflow's registry
 
-Steps whose code, arguments and inputs did not change are reused from the step cache and say so;
-register always runs (each run that passes the gate registers a version). The check step's script
-exits 3 when the metric misses the threshold: the run stops there, before registration.
+Steps whose code, arguments and inputs did not change are reused from the step cache and say so:
+the same snapshot trains nothing again. The check step's script exits 3 when the candidate fails the
+gate (the naive baseline plus the margin, the champion, an optional threshold): the run stops there
+with check.json's message. When the candidate's digest is that of a registered version, the steps
+after the check (baseline, register, transform) are skipped: an identical model is never registered
+twice. The run gives the pipeline the registry's state as parameters, as SageMaker's starter does:
+ChampionModelUrl (the approved version's model) and RegisteredModelDigests.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pipelines.definition import (
     DEFAULT_APPROVAL_STATUS,
     DEFAULT_SPEC,
     SETTINGS,
+    Param,
     ProblemType,
     Setting,
     Step,
@@ -40,9 +47,9 @@ from pipelines.definition import (
     parameter_defaults,
     workload,
 )
-from pipelines.definition.settings import LOCAL_INGESTION_DATE
-from pipelines.local import data, registry
+from pipelines.local import data, intake, registry
 from pipelines.local.cache import code_fingerprint, hash_paths, restore, step_key, store
+from pipelines.local.lake import Lake, Snapshot, open_snapshot
 from pipelines.local.plan import Locations, RenderedStep, hyperparameter_args, plan, render
 from pipelines.local.process import Heartbeat, ScriptResult, StepFailed, checked, run_script, script_env
 from pipelines.local.reports import summary
@@ -64,11 +71,15 @@ class RunConfig:
     rows: int = 100_000
     trials: int = 20
     parallelism: int = 2
-    threshold: float | None = None
+    threshold: float | None = None  # an absolute floor; None: the workload's default (none)
+    margin: float | None = None  # over the naive baseline; None: the workload's gate's
     seed: int = 42
     use_cache: bool = True
     run_id: str | None = None
     algorithm: str = "xgboost"
+    dataset: str | None = None  # the lake; None: "churn" for generated data, the input's name for --data
+    snapshot: str | None = None  # train on this existing snapshot (digest or folder) instead
+    approve: bool = False  # register the new version Approved: it serves at once
 
 
 @dataclass
@@ -90,6 +101,11 @@ class RunResult:
     model_version: str | None = None
     problem_type: str = ""
     check: dict[str, Any] = field(default_factory=dict)
+    dataset: str = ""
+    snapshot: Snapshot | None = None
+    approval_status: str = ""
+    duplicate_of: int | None = None  # the registered version the candidate is identical to
+    champion: int | None = None  # the approved version the run compared with
 
 
 Say = Callable[[str], None]
@@ -102,13 +118,19 @@ class LocalRun:
         self.workload: Workload = workload(cfg.workload)
         self.run_id = cfg.run_id or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.folder = paths.runs() / self.run_id
-        self.records = {s.name: StepRecord(s.name) for s in self.workload.steps}
+        # The ETL is not a pipeline step, but it is the run's first: where the pipeline reads a
+        # curated-data snapshot (a manifest input), the run's list shows it.
+        self.curates = any(i.manifest for s in self.workload.steps for i in s.inputs)
+        names = (["etl"] if self.curates else []) + [s.name for s in self.workload.steps]
+        self.records = {name: StepRecord(name) for name in names}
         self.result = RunResult(self.run_id, self.folder, self.workload.name, self.workload.model_name,
                                 list(self.records.values()))
         self.problem: ProblemType | None = cfg.problem_type
         self.loc = Locations(self.folder, {})
         self.data_report: dict[str, Any] = {}  # what preprocessing found, once it has run
         self.version_folder: Path | None = None  # what register.py wrote
+        self.champion: registry.Version | None = None
+        self.digests: list[str] = []  # of the versions registered before this run
 
     # -- what the declaration's Settings and Parameters are here -------------------------------
     def spec(self) -> Path | None:
@@ -128,7 +150,6 @@ class LocalRun:
             "target": self.cfg.target,
             "problem_type": self.cfg.problem_type,
             "seed": str(self.cfg.seed),
-            "ingestion_date": LOCAL_INGESTION_DATE,  # a fixed day: a rerun writes identical files
             "gate_metric": gate.path(self.problem) if self.problem else None,
             "gate_op": gate.op,
             "trial_threads": "1",  # trials run side by side, one core each
@@ -137,12 +158,17 @@ class LocalRun:
         assert values.keys() == SETTINGS.keys(), "a setting the local target does not give"
         return values
 
-    def parameters(self, raw: Path) -> dict[str, str | int | float | None]:
+    def parameters(self, data_url: Path) -> dict[str, str | int | float | None]:
+        """The pipeline parameters of this run; the registry's state is read once, when the run starts."""
         defaults = parameter_defaults(self.workload, self.problem) if self.problem else {}
-        threshold = self.cfg.threshold if self.cfg.threshold is not None else defaults.get("MetricThreshold")
-        return {"InputDataUrl": str(raw), "MetricThreshold": threshold,
-                "ModelApprovalStatus": DEFAULT_APPROVAL_STATUS, "TuningMaxTrials": self.cfg.trials,
-                "TuningParallelism": self.cfg.parallelism}
+        threshold = (format(self.cfg.threshold, "g") if self.cfg.threshold is not None
+                     else defaults.get("MetricThreshold", ""))
+        margin = self.cfg.margin if self.cfg.margin is not None else defaults.get("GateMargin")
+        return {"InputDataUrl": str(data_url), "MetricThreshold": threshold, "GateMargin": margin,
+                "ChampionModelUrl": str(self.champion.folder / "model") if self.champion else "",
+                "RegisteredModelDigests": ",".join(self.digests),
+                "ModelApprovalStatus": "Approved" if self.cfg.approve else DEFAULT_APPROVAL_STATUS,
+                "TuningMaxTrials": self.cfg.trials, "TuningParallelism": self.cfg.parallelism}
 
     def plan(self, raw: Path) -> list[RenderedStep]:
         """Every step rendered as it would run, hyperparameters symbolically (`--eta <search>`)
@@ -165,17 +191,59 @@ class LocalRun:
     def run(self) -> RunResult:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.say(f"run {self.run_id}: {self.folder}")
-        raw = data.prepare(self.workload.name, self.cfg.data, self.cfg.rows, self.cfg.seed,
-                           self.folder / "data.log", self.say)
+        snap = self._data()
+        self.champion = registry.champion(self.workload.model_name)
+        self.digests = registry.registered_digests(self.workload.model_name)
+        self.result.champion = self.champion.version if self.champion else None
         for step in self.workload.steps:
-            self._step(step, raw)
-        self._publish()
+            self._step(step, snap.folder)
         return self.result
 
-    def _step(self, step: Step, raw: Path) -> None:
+    def _data(self) -> Snapshot:
+        """The snapshot this run trains on, checked (missing or empty fails here, naming it) before
+        any step runs."""
+        etl = self.records.get("etl")
+        if self.cfg.snapshot is not None:
+            lake = Lake(self.cfg.dataset or self._default_dataset())
+            snap = open_snapshot(lake, self.cfg.snapshot)
+            if etl:
+                etl.status, etl.summary = "skipped", f"--snapshot {snap.short}: trains on it as it is"
+        else:
+            source = data.prepare(self.workload.name, self.cfg.data, self.cfg.rows, self.cfg.seed,
+                                  self.folder / "data.log", self.say)
+            lake = Lake(self.cfg.dataset or source.dataset)
+            spec = self.spec()
+            reason = intake.etl_skip_reason(spec, source.path) if etl else None
+            if etl and spec is not None and reason is None:
+                start = time.perf_counter()
+                try:
+                    outcome = intake.run_etl(lake, source.path, spec, self.folder / "etl", self.say)
+                except Exception:
+                    etl.status = "failed"
+                    raise
+                finally:
+                    etl.seconds = time.perf_counter() - start
+                etl.status, etl.summary = outcome.status, outcome.summary
+                self.say(f"- etl: done in {etl.seconds:.1f}s ({outcome.summary})")
+            elif etl:
+                etl.status, etl.summary = "skipped", reason or ""
+                self.say(f"- etl: skipped ({etl.summary})")
+            # fails, naming what it snapshots, when there is no data in it
+            snap = intake.snapshot(lake, source.path, curated=etl is not None and etl.status != "skipped")
+        self.result.dataset, self.result.snapshot = lake.dataset, snap
+        self.say(f"- data: snapshot {snap.short} of {lake.dataset}: {snap.files} file(s), {_size(snap.size)} "
+                 f"({snap.folder})")
+        return snap
+
+    def _default_dataset(self) -> str:
+        if self.cfg.data is not None:
+            return data.dataset_name(self.cfg.data.resolve())
+        return data.GENERATORS[self.workload.name](self.cfg.rows, self.cfg.seed)[1]
+
+    def _step(self, step: Step, data_url: Path) -> None:
         rec = self.records[step.name]
-        self.loc.parameters = self.parameters(raw)  # MetricThreshold follows the problem type
-        reason = _skip_reason(step, self)
+        self.loc.parameters = self.parameters(data_url)  # the gate's defaults follow the problem type
+        reason = self._skip_reason(step)
         if reason:
             rec.status, rec.summary = "skipped", reason
             self.say(f"- {step.name}: skipped ({reason})")
@@ -224,13 +292,17 @@ class LocalRun:
 
     def _key_params(self, r: RenderedStep) -> dict[str, Any]:
         """What, beside code and input contents, decides the step's result: its symbolic command
-        line, the content of a file its arguments name through a setting (the spec), and for tuning
-        and training the search space and budget."""
+        line, the content of a file or folder its arguments name through a setting (the spec) or a
+        parameter (the champion's model), and for tuning and training the search space and budget."""
         params: dict[str, Any] = {"args": r.symbolic}
         settings = self.settings()
         for arg in r.step.args:
-            value = settings[arg.value.name] if isinstance(arg.value, Setting) else None
-            if value and Path(value).is_file():
+            value: Any = None
+            if isinstance(arg.value, Setting):
+                value = settings[arg.value.name]
+            elif isinstance(arg.value, Param):
+                value = self.loc.parameters.get(arg.value.name)
+            if value and isinstance(value, str) and Path(value).exists() and Path(value) not in r.read:
                 h = hashlib.sha256()
                 hash_paths(h, [Path(value)])
                 params[f"file:{arg.flag}"] = h.hexdigest()
@@ -290,10 +362,22 @@ class LocalRun:
         shutil.rmtree(r.folder, ignore_errors=True)
         checked(r.step.name, run_script(r.script, list(r.argv), r.folder / "log.txt"))
         self.version_folder = r.outputs["model_version"]
-        version = registry.register_model(self.workload.model_name, self.run_id, self.version_folder)
+        check = self.result.check
+        snap = self.result.snapshot
+        info = {"run_id": self.run_id, "workload": self.workload.name,
+                # what a retraining (mlops monitor --retrain-on-drift) runs on again: the input given
+                "data": str(self.cfg.data.resolve()) if self.cfg.data else None,
+                "target": self.data_report.get("spec", {}).get("target"),
+                "problem_type": self.result.problem_type, "dataset": self.result.dataset,
+                "snapshot": str(snap.folder) if snap else None, "snapshot_digest": snap.digest if snap else None,
+                "metric": check.get("metric"), "value": check.get("value"), "gate": check.get("message"),
+                "comparisons": check.get("comparisons", [])}
+        version = registry.register_model(self.workload.model_name, self.run_id, self.version_folder, info)
+        status = str(self.loc.parameters["ModelApprovalStatus"])
         rec.status = "done"
-        rec.summary = f"{self.workload.model_name} version {version}, {self.loc.parameters['ModelApprovalStatus']}"
+        rec.summary = f"{self.workload.model_name} version {version}, {status}"
         self.result.model_version = version
+        self.result.approval_status = status
         self.say(f"- {r.step.name}: {rec.summary}")
 
     # -- what a finished step tells the run -------------------------------------------------------
@@ -319,22 +403,22 @@ class LocalRun:
             if not check["passed"]:  # just judged, or judged alike before and cached
                 rec.status = "failed"
                 self.say(f"- {r.step.name}: {rec.summary}")
-                raise CheckFailed(f"the model's {check['metric']} is {check['value']:.4f}, below the threshold "
-                                  f"{check['threshold']}: not registered (lower --threshold, or improve the data "
-                                  "or the search space)")
+                raise CheckFailed(str(check.get("message") or rec.summary))
+            if not check.get("register", True):
+                digest = str(check.get("duplicate_of") or check.get("model_sha256") or "")
+                self.result.duplicate_of = registry.version_of_digest(self.workload.model_name, digest)
+                self.say(f"- {r.step.name}: {self._duplicate()}")
 
-    def _publish(self) -> None:
-        if self.result.model_version is None or self.version_folder is None:
-            return
-        baseline = next((self.loc.output(s.name, "baseline") for s in self.workload.steps if "baseline" in s.outputs),
-                        None)
-        registry.publish_current(
-            self.workload.model_name, self.result.model_version, self.version_folder,
-            baseline, {"run_id": self.run_id, "data": str(self.cfg.data.resolve()) if self.cfg.data else None,
-                       "target": self.data_report.get("spec", {}).get("target"),
-                       "problem_type": self.result.problem_type,
-                       "workload": self.workload.name, "metric": self.result.check.get("metric"),
-                       "value": self.result.check.get("value"), "threshold": self.result.check.get("threshold")})
+    def _duplicate(self) -> str:
+        which = f"version {self.result.duplicate_of}" if self.result.duplicate_of else "a registered version"
+        return f"identical to {which}: not registered"
+
+    def _skip_reason(self, step: Step) -> str | None:
+        """A step after the gate has nothing to do when the candidate is a registered version already."""
+        gated = any(i.source == "check/check" for i in step.inputs)
+        if gated and self.result.check and not self.result.check.get("register", True):
+            return self._duplicate()
+        return None
 
     # -- small helpers ---------------------------------------------------------------------------
     def _problem(self) -> ProblemType:
@@ -354,17 +438,13 @@ class LocalRun:
         return dict(json.loads((folder / "best_hyperparameters.json").read_text())["hyperparameters"])
 
 
-def _skip_reason(step: Step, run: LocalRun) -> str | None:
-    """Where the local run has nothing for a step to do. Only the ETL has such a case: without a
-    spec there is no schema to enforce, and Parquet input is curated already."""
-    if step.script != "etl.py":
-        return None
-    if run.spec() is None:
-        return "bring-your-own data without a spec: no schema to enforce"
-    raw = Path(str(run.loc.parameters["InputDataUrl"]))
-    if (raw.is_file() and raw.suffix == ".parquet") or (raw.is_dir() and any(raw.rglob("*.parquet"))):
-        return "input is Parquet already"
-    return None
+def _size(n: int) -> str:
+    size, unit = float(n), "B"
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            break
+        size /= 1000
+    return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
 
 
 def _json_get(doc: dict[str, Any], path: str) -> Any:

@@ -2,10 +2,15 @@
 approve. Plain boto3 on a definition built by `pipelines.sagemaker`, so a CI job whose definition
 is cached never imports the SageMaker SDK. Every function takes its clients as arguments, which is
 what lets the tests run them against moto.
+
+Starting the tabular pipeline is the pipeline starter's job (infra/lambdas/start_pipeline, the Lambda
+function the stack's triggers invoke): `start_on_snapshot` runs that same code here, so a start from
+the command line and one from a trigger decide alike.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +68,48 @@ def upsert_pipeline(sm: Any, s3: Any, *, name: str, role_arn: str, definition: s
         arn = sm.create_pipeline(**body, PipelineDisplayName=name)["PipelineArn"]
         return str(arn), True
     return str(sm.update_pipeline(**body)["PipelineArn"]), False
+
+
+def start_on_snapshot(sm: Any, s3: Any, *, pipeline_name: str, model_package_group: str, curated_url: str,
+                      bucket: str, force: bool = False, parameters: dict[str, str] | None = None) -> Any:
+    """Snapshot the curated data under `curated_url` into s3://<bucket>/snapshots/<digest>.manifest and
+    start the pipeline on it unless neither the data nor the pipeline changed since the last execution
+    (`force`: start anyway). The starter's own code; returns its Decision (started or not, and why).
+    Raises starter.StartError, naming the snapshot, when there is nothing to train on."""
+    from infra.lambdas.start_pipeline import index as starter
+
+    settings = starter.Settings(pipeline_name=pipeline_name, model_package_group=model_package_group,
+                                curated_url=curated_url, snapshot_url=f"s3://{bucket}/{starter.SNAPSHOT_PREFIX}")
+    return starter.start(sm, s3, settings, force=force, trigger="mlops pipeline start", extra=parameters)
+
+
+def invoke_starter(lam: Any, function: str, *, force: bool = False) -> dict[str, Any]:
+    """Run the stack's starter Lambda function (synchronously) and return its decision, as a dict.
+    Raises starter.StartError with the function's message when it refused or failed."""
+    from infra.lambdas.start_pipeline.index import StartError
+
+    response = lam.invoke(FunctionName=function, InvocationType="RequestResponse",
+                          Payload=json.dumps({"force": force}).encode())
+    body = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        message = body.get("errorMessage", body) if isinstance(body, dict) else body
+        raise StartError(f"{function}: {message}")
+    return dict(body)
+
+
+def registry_parameters(sm: Any, s3: Any, *, pipeline_name: str, model_package_group: str) -> dict[str, str]:
+    """ChampionModelUrl and RegisteredModelDigests from the registry, as the starter resolves them, for
+    a pipeline that declares them but does not train on a curated snapshot (the image workload)."""
+    from infra.lambdas.start_pipeline import index as starter
+
+    declared = starter.declared_parameters(sm.describe_pipeline(PipelineName=pipeline_name))
+    out: dict[str, str] = {}
+    if "ChampionModelUrl" in declared:
+        out["ChampionModelUrl"] = starter.champion_model_url(sm, model_package_group)[0]
+    if "RegisteredModelDigests" in declared:
+        digests, _ = starter.registered_digests(sm, s3, model_package_group, starter.MAX_DIGESTS)
+        out["RegisteredModelDigests"] = ",".join(digests)
+    return out
 
 
 def start_execution(sm: Any, name: str, parameters: dict[str, str], display_name: str | None = None) -> str:

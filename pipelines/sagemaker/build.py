@@ -26,10 +26,6 @@ from pipelines import paths
 from pipelines.sagemaker.requests import ensure_valid
 from pipelines.sagemaker.target import SageMakerTarget
 
-# Steps the SageMaker pipeline needs beyond the declaration's, and the declared step each one
-# belongs to: a transform job needs a SageMaker Model, and the check's "else" is a FailStep.
-HELPER_STEPS: dict[str, str] = {"transform-model": "transform", "check-failed": "check"}
-
 # What a build reads from pipelines/: a change to any of it invalidates the cache.
 _BUILD_SOURCES = ("__init__.py", "paths.py", "definition", "sagemaker")
 

@@ -11,18 +11,34 @@ or setting each argument takes; nothing here writes a step's arguments):
   model/output folders are the container's own contract (SM_CHANNEL_<NAME>, SM_MODEL_DIR,
   SM_OUTPUT_DATA_DIR, /opt/ml/checkpoints), so the script reads them from its environment; other
   arguments and the hyperparameters become hyperparameters (`--name value`).
-- condition: a ConditionStep comparing the gate's metric (a JsonGet on the evaluation the check
-  reads) with the threshold parameter; every step that takes check/check runs in its "if" branch.
-- register: a model package (Model Registry) of the training step's model with its evaluation.
+- condition (the check): a processing job running check.py (the gate's decision, written to
+  check.json, is the same code on every target), then ConditionStep "gate": check.json's "passed",
+  else a FailStep whose message is check.json's "message". Its "if" branch is ConditionStep
+  "new-model": check.json's "register" (false when a registered version has the candidate's digest),
+  holding every step that takes check/check, so a run on unchanged data registers nothing. check.py
+  exits 3 when the gate does not pass; on SageMaker that exit is the decision, not a failure, so the
+  job succeeds and uploads check.json for the conditions to read.
+- register: a model package (Model Registry) of the training step's model with ModelMetrics
+  (evaluation.json; model_quality_constraints.json) and DriftCheckBaselines (the version's own
+  monitoring baseline: the baseline step's statistics.json and constraints.json, and the model-quality
+  constraints), and the data it was trained on (InputDataUrl) in its metadata.
 - transform: a SageMaker Model of the training step's model served by the workload's inference
   script, and a batch transform job over the declared input.
+- an input marked `manifest` (the tabular snapshot) is a ProcessingInput of S3DataType ManifestFile:
+  SageMaker downloads each object the manifest lists to <local path>/<key relative to its prefix>.
 
 Choices worth knowing:
 - Code: every job gets `training_code/` from the one content-addressed tarball at `code_uri`.
   Processing jobs receive it as a ProcessingInput and a small `sh` runner unpacks it and runs the
   script from the archive root; training and tuning use the framework image's script mode
   (`sagemaker_program` / `sagemaker_submit_directory`). Nothing is uploaded while building, which
-  keeps the build offline and the definition deterministic.
+  keeps the build offline and the definition deterministic. Models (registered and transform) run
+  the code inside their own model.tar.gz (code/, put there by the training script):
+  SAGEMAKER_SUBMIT_DIRECTORY is /opt/ml/model/code, a local folder, which the XGBoost image's
+  server copies into /opt/ml/code as it is (sagemaker-training's files.download_and_extract: an s3://
+  URI is downloaded, a local folder copied) and the PyTorch image never reads (sagemaker-inference
+  puts /opt/ml/model/code on the path). So a version keeps the code it was trained with, and the
+  model role needs no read on the code bundles.
 - Paths: outputs go to s3://<bucket>/pipelines/<name>/<execution-id>/<step>/<output>. SageMaker's
   step cache keys leave output locations out, so caching still hits across executions.
 - A step reads another's output folder as `<output URI>/`: S3 inputs are key prefixes, and
@@ -41,13 +57,17 @@ Choices worth knowing:
   checkpoints apart, and a trial resuming from another's checkpoint would report a wrong score.
 - "train" retrains the tuning job's best candidate: the hyperparameters are property references
   to `BestTrainingJob.TunedHyperParameters`, so the pipeline needs no Lambda or extra step.
-- Caching keys on S3 URIs, not on their contents (as SageMaker does everywhere): new raw data
-  under the same InputDataUrl within the 30-day expiry reuses the previous ETL. Land new data
-  under a new prefix (the lake's ingestion partitions) or pass a new InputDataUrl.
+- Caching keys on S3 URIs, not on their contents (as SageMaker does everywhere). InputDataUrl names
+  a snapshot manifest whose name is the digest of the curated objects it lists, so new data is a
+  new URI (every step re-runs) and unchanged data the same one (every step hits the cache and the
+  check finds the candidate's digest registered already: nothing is registered).
+- Outputs go under the execution's prefix, the monitoring baseline too: a version's baseline is
+  its own, and the monitor reads the serving version's (its DriftCheckBaselines).
 - Network isolation needs a job that reaches nothing but its channels. Script mode fetches the
-  code from S3 inside the container, so training, tuning and the model cannot be isolated;
-  processing jobs get their code as a channel and are isolated unless requirements.txt must be
-  installed from PyPI.
+  code from S3 inside the container, so training and tuning cannot be isolated; processing jobs get
+  their code as a channel and are isolated unless requirements.txt must be installed from PyPI or
+  the step fetches a location a parameter names (evaluate: ChampionModelUrl, which may be "", so
+  it cannot be a ProcessingInput).
 """
 
 from __future__ import annotations
@@ -56,6 +76,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sagemaker.core.drift_check_baselines import DriftCheckBaselines
 from sagemaker.core.image_uris import retrieve
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
 from sagemaker.core.network import NetworkConfig
@@ -74,10 +95,7 @@ from sagemaker.core.shapes import (
 )
 from sagemaker.core.training.configs import Compute, Networking, OutputDataConfig
 from sagemaker.core.transformer import Transformer
-from sagemaker.core.workflow.conditions import (
-    ConditionGreaterThanOrEqualTo,
-    ConditionLessThanOrEqualTo,
-)
+from sagemaker.core.workflow.conditions import ConditionEquals
 from sagemaker.core.workflow.execution_variables import ExecutionVariables
 from sagemaker.core.workflow.functions import Join, JsonGet
 from sagemaker.core.workflow.parameters import (
@@ -111,6 +129,7 @@ from pipelines.definition import (
     InputDir,
     InputFile,
     OutputDir,
+    Param,
     SearchSpace,
     Source,
     Step,
@@ -126,7 +145,9 @@ from pipelines.sagemaker.target import CODE_ROOT, SageMakerTarget
 # tables, offline): (framework, version, py_version). "serve" is the image models are served from.
 IMAGES: dict[str, dict[str, tuple[str, str, str | None]]] = {
     "tabular": {
-        "spark": ("spark", "3.5", "py312"),  # the ETL script is PySpark (Glue 5 runs Spark 3.5)
+        # No declared step runs on Spark since the ETL left the pipeline (Glue runs it, Spark 3.5);
+        # a Spark step would render on this image.
+        "spark": ("spark", "3.5", "py312"),
         "data": ("sklearn", "1.4-2", None),  # preprocess and the monitoring baseline
         "model": ("xgboost", "3.0-5", None),  # training, tuning, evaluation: xgboost 3 reads model.ubj
         "serve": ("xgboost", "3.0-5", None),
@@ -148,8 +169,16 @@ TRANSFORM_IO: dict[str, tuple[str, str, str | None]] = {
     "tabular": ("application/x-parquet", "text/csv", None),  # a Parquet file is one request
     "image": ("image/png", "application/json", None),  # one image per request
 }
-# Outputs that land at a fixed place rather than under the execution's prefix.
-FIXED_OUTPUTS = {("baseline", "baseline"): "monitoring/baseline"}  # where Model Monitor reads it
+# What the check writes and the gate reads (training_code/common/gate.py), and what evaluate writes
+# beside evaluation.json for model-quality monitoring.
+CHECK_FILE = "check.json"
+MODEL_QUALITY_CONSTRAINTS = "model_quality_constraints.json"
+# The monitoring baseline's files (monitor.py baseline), in Model Monitor's formats.
+BASELINE_FILES = ("statistics.json", "constraints.json")
+# Where a model finds its code: model.tar.gz's code/ folder (training_code/common/model_code.py).
+MODEL_CODE_DIR = "/opt/ml/model/code"
+# Parameters naming a location the step's script fetches itself (a ProcessingInput cannot be "").
+FETCHED_PARAMETERS = frozenset({"ChampionModelUrl"})
 
 CACHE = CacheConfig(enable_caching=True, expire_after="P30D")
 MAX_RUNTIME_S = 4 * 3600
@@ -172,6 +201,10 @@ RUNNER = (
     "[ ! -s requirements.txt ]||python3 -m pip install -q --disable-pip-version-check -r requirements.txt;"
     "exec python3 \"$0\" \"$@\""
 )
+# The check's runner: as RUNNER, but check.py's exit 3 ("the gate did not pass": EXIT_NOT_PASSED in
+# training_code/common/gate.py) is its decision, not a failure: the job succeeds and uploads
+# check.json, which the gate's conditions read. Any other non-zero exit (2: bad input) fails the job.
+CHECK_RUNNER = RUNNER.replace('exec python3 "$0" "$@"', 'python3 "$0" "$@"||[ $? -eq 3 ]')
 # ETL runs on the Spark image through its own launcher (which starts YARN on the instances).
 # The bundle's packages travel to the executors as --py-files.
 SPARK_RUNNER = (
@@ -214,13 +247,10 @@ class _Builder:
         # Training and tuning run on the target's training instance type: its GPU image on a GPU type.
         self.training_image = self.image("model", target.training_instance_type)
         self.built: dict[str, Any] = {}  # declared step name -> the SageMaker step rendering it
-        # The evaluation each condition reads, as a property file on the step that writes it.
-        self.reports: dict[tuple[str, str], PropertyFile] = {}
-        for step in self.w.steps:
-            if step.kind == "condition":
-                producer, output = step.input(_input_of(step, "--evaluation")).producer
-                self.reports[(producer, output)] = PropertyFile(
-                    name="EvaluationReport", output_name=output, path=EVALUATION_FILE)
+        # The check.json each check writes, as a property file of its processing job.
+        self.reports: dict[str, PropertyFile] = {
+            step.name: PropertyFile(name="CheckReport", output_name=_output_of(step, "--output"), path=CHECK_FILE)
+            for step in self.w.steps if step.kind == "condition"}
 
     def image(self, compute: str, instance_type: str = "ml.m5.xlarge") -> str:
         """The region's image URI; the instance type picks the CPU or GPU variant (processing and
@@ -235,9 +265,6 @@ class _Builder:
         return self.params[name]
 
     def out_uri(self, step: str, output: str) -> Any:
-        fixed = FIXED_OUTPUTS.get((step, output))
-        if fixed:
-            return f"s3://{self.t.bucket}/{fixed}"
         return Join(on="/", values=[self.t.pipeline_prefix, ExecutionVariables.PIPELINE_EXECUTION_ID,
                                     step, output])
 
@@ -267,9 +294,10 @@ class _Builder:
         """One argument's value in the container."""
         return render(value, _Container(self, "file://" if spark else ""))
 
-    def network(self) -> NetworkConfig:
+    def network(self, step: Step) -> NetworkConfig:
+        fetches = any(isinstance(a.value, Param) and a.value.name in FETCHED_PARAMETERS for a in step.args)
         return NetworkConfig(
-            enable_network_isolation=not needs_pypi(paths.TRAINING_CODE / self.w.requirements),
+            enable_network_isolation=not (fetches or needs_pypi(paths.TRAINING_CODE / self.w.requirements)),
             security_group_ids=list(self.t.security_group_ids) or None,
             subnets=list(self.t.subnet_ids) or None,
             encrypt_inter_container_traffic=True,
@@ -286,25 +314,26 @@ class _Builder:
             # file:// paths are local to one instance, so a Spark step runs on one.
             instance_count=1 if spark else self.p("ProcessingInstanceCount"),
             instance_type=self.p(INSTANCE_TYPE_PARAMETER[step.kind]),
-            entrypoint=["/bin/sh", "-c", SPARK_RUNNER if spark else RUNNER, step.script or ""],
+            entrypoint=["/bin/sh", "-c", _runner(step), step.script or ""],
             volume_kms_key=self.t.kms_key_arn,
             output_kms_key=self.t.kms_key_arn,
             max_runtime_in_seconds=MAX_RUNTIME_S,
             sagemaker_session=self.session,
-            network_config=self.network(),
+            network_config=self.network(step),
             env={"PYTHONUNBUFFERED": "1"},
         )
         read = {a.value.name if isinstance(a.value, InputDir) else a.value.input
                 for a in step.args if isinstance(a.value, InputDir | InputFile)}
         inputs = [_s3_input("code", self.t.code_uri, CODE_DIR)]
-        inputs += [_s3_input(i.name, self.folder(i.source), f"{IN}/{i.name}") for i in step.inputs if i.name in read]
+        inputs += [_s3_input(i.name, self.folder(i.source), f"{IN}/{i.name}", manifest=i.manifest)
+                   for i in step.inputs if i.name in read]
         outputs = [ProcessingOutput(output_name=name, s3_output=ProcessingS3Output(
             s3_uri=self.out_uri(step.name, name), local_path=f"{OUT}/{name}", s3_upload_mode="EndOfJob"))
             for name in step.outputs]
         args = processor.run(inputs=inputs, outputs=outputs, arguments=arguments)
-        files = [r for (producer, _), r in self.reports.items() if producer == step.name]
-        return ProcessingStep(name=step.name, step_args=args, property_files=files or None, cache_config=CACHE,
-                              description=step.description)
+        report = self.reports.get(step.name)
+        return ProcessingStep(name=step.name, step_args=args, property_files=[report] if report else None,
+                              cache_config=CACHE, description=step.description)
 
     def trainer(self, step: Step, tuned: dict[str, Any]) -> ModelTrainer:
         hyperparameters: dict[str, Any] = dict(self.t.search.static)
@@ -397,19 +426,27 @@ class _Builder:
             sagemaker_session=self.session,
             network=Networking(subnets=list(self.t.subnet_ids), security_group_ids=list(self.t.security_group_ids))
             if self.t.subnet_ids else None,
-            # Script mode for serving: the framework container loads the serving script from the code.
+            # Script mode for serving, from the code inside model.tar.gz (module docstring: Code).
             env_vars={
                 "SAGEMAKER_PROGRAM": self.w.serving_script,
-                "SAGEMAKER_SUBMIT_DIRECTORY": self.t.code_uri,
+                "SAGEMAKER_SUBMIT_DIRECTORY": MODEL_CODE_DIR,
                 "SAGEMAKER_REGION": self.t.region,
                 "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
             },
         )
 
+    def file(self, step: Step, flag: str, name: str) -> MetricsSource:
+        """A JSON file in the folder an argument of `step` reads, as a model package's metrics source."""
+        folder = self.source(step.input(_input_of(step, flag)).source)
+        return MetricsSource(content_type="application/json", s3_uri=Join(on="/", values=[folder, name]))
+
     def register(self, step: Step) -> ModelStep:
         model = self.source(step.input(_input_of(step, "--model")).source)
-        evaluation = Join(on="/", values=[self.source(step.input(_input_of(step, "--evaluation")).source),
-                                          EVALUATION_FILE])
+        quality = self.file(step, "--evaluation", MODEL_QUALITY_CONSTRAINTS)
+        baseline = {}
+        if any(a.flag == "--baseline" for a in step.args):
+            statistics, constraints = (self.file(step, "--baseline", f) for f in BASELINE_FILES)
+            baseline = {"model_data_statistics": statistics, "model_data_constraints": constraints}
         content_types, response_types = REGISTER_IO[self.w.name]
         args = self.model_builder(model).register(
             model_package_group_name=self.t.model_package_group,
@@ -418,10 +455,12 @@ class _Builder:
             inference_instances=["ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge"],
             transform_instances=["ml.m5.large", "ml.m5.xlarge"],
             approval_status=self.arg(_value_of(step, "--approval-status"), ),
-            model_metrics=ModelMetrics(model_statistics=MetricsSource(content_type="application/json",
-                                                                      s3_uri=evaluation)),
+            model_metrics=ModelMetrics(model_statistics=self.file(step, "--evaluation", EVALUATION_FILE),
+                                       model_constraints=quality),
+            # The version's own baselines: what its monitors compare with once it serves.
+            drift_check_baselines=DriftCheckBaselines(model_constraints=quality, **baseline),
             customer_metadata_properties={"problem_type": self.t.problem_type, "code_uri": self.t.code_uri,
-                                          "workload": self.w.name},
+                                          "workload": self.w.name, "data": self.arg(_value_of(step, "--data"))},
         )
         return ModelStep(name=step.name, step_args=args, description=step.description)
 
@@ -446,22 +485,21 @@ class _Builder:
         args = transformer.transform(data=data, content_type=content_type, split_type=split)
         return model, TransformStep(name=step.name, step_args=args, cache_config=CACHE, description=step.description)
 
-    def condition(self, step: Step, if_steps: list[Any]) -> ConditionStep:
-        producer, output = step.input(_input_of(step, "--evaluation")).producer
-        path = self.arg(_value_of(step, "--metric"), )
-        op = self.arg(_value_of(step, "--op"), )
-        threshold = self.arg(_value_of(step, "--threshold"), )
-        metric = JsonGet(step_name=producer, property_file=self.reports[(producer, output)], json_path=path)
-        label = str(path).removesuffix(".value").rsplit(".", 1)[-1]
-        compare = ConditionGreaterThanOrEqualTo if op == "gte" else ConditionLessThanOrEqualTo
-        failed = FailStep(
-            name="check-failed",
-            error_message=Join(on=" ", values=[f"Evaluation {label}", metric, "does not reach the threshold",
-                                               threshold, "(MetricThreshold): not registered."]),
-        )
-        return ConditionStep(name=step.name, description=step.description,
-                             conditions=[compare(left=metric, right=threshold)],
-                             if_steps=if_steps, else_steps=[failed])
+    def condition(self, check: ProcessingStep, step: Step, gated: list[Any]) -> ConditionStep:
+        """The gate on the check's check.json: "passed", else a FailStep with its "message"; then
+        "register", holding the gated steps."""
+        report = self.reports[step.name]
+
+        def field(name: str) -> JsonGet:
+            return JsonGet(step_name=check.name, property_file=report, json_path=name)
+
+        failed = FailStep(name="check-failed", error_message=Join(on=" ", values=["Not registered:", field("message")]))
+        new_model = ConditionStep(
+            name="new-model", description="Only a model no registered version has the digest of",
+            conditions=[ConditionEquals(left=field("register"), right=True)], if_steps=gated, else_steps=[])
+        return ConditionStep(name="gate", description=step.description,
+                             conditions=[ConditionEquals(left=field("passed"), right=True)],
+                             if_steps=[new_model], else_steps=[failed])
 
 
 @dataclass(frozen=True)
@@ -477,8 +515,10 @@ class _Container:
     def setting(self, name: str) -> str | None:
         return self.b.settings[name]
 
-    def param(self, name: str) -> Parameter:
-        return self.b.p(name)
+    def param(self, name: str) -> Any:
+        value = self.b.p(name)
+        # A container argument is text: a number parameter goes in as its text (a Join of itself).
+        return value if isinstance(value, ParameterString) else Join(on="", values=[value])
 
     def input_dir(self, name: str) -> str:
         return f"{self.prefix}{IN}/{name}"
@@ -532,16 +572,15 @@ def assemble(target: SageMakerTarget) -> Pipeline:
     b = _Builder(target)
     top: list[Any] = []
     gated: list[Any] = []
-    condition: Step | None = None
+    checks: list[tuple[ProcessingStep, Step]] = []
     conditions = {s.name for s in b.w.steps if s.kind == "condition"}
     for step in b.w.steps:
         after_check = any(i.producer[0] in conditions for i in step.inputs)
-        if step.kind == "condition":
-            condition = step
-            continue
         rendered: list[Any]
-        if step.kind == "processing":
+        if step.kind in ("processing", "condition"):
             rendered = [b.processing(step)]
+            if step.kind == "condition":
+                checks.append((rendered[0], step))
         elif step.kind == "tuning":
             rendered = [b.tuning(step)]
         elif step.kind == "training":
@@ -552,8 +591,10 @@ def assemble(target: SageMakerTarget) -> Pipeline:
             rendered = list(b.transform(step))
         b.built[step.name] = rendered[-1]
         (gated if after_check else top).extend(rendered)
-    if condition is not None:
-        top.append(b.condition(condition, gated))
+    if len(checks) > 1:
+        raise ValueError(f"{b.w.name}: one check per pipeline, found {', '.join(s.name for _, s in checks)}")
+    if checks:
+        top.append(b.condition(*checks[0], gated))
     elif gated:
         raise ValueError(f"{b.w.name}: steps wait for a check the workload does not declare")
     return Pipeline(
@@ -618,10 +659,24 @@ def _input_of(step: Step, flag: str) -> str:
     return value.name
 
 
-def _s3_input(name: str, uri: Any, local_path: str) -> ProcessingInput:
+def _s3_input(name: str, uri: Any, local_path: str, *, manifest: bool = False) -> ProcessingInput:
     return ProcessingInput(input_name=name, s3_input=ProcessingS3Input(
-        s3_uri=uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File",
-        s3_data_distribution_type="FullyReplicated"))
+        s3_uri=uri, local_path=local_path, s3_data_type="ManifestFile" if manifest else "S3Prefix",
+        s3_input_mode="File", s3_data_distribution_type="FullyReplicated"))
+
+
+def _runner(step: Step) -> str:
+    if step.compute == "spark":
+        return SPARK_RUNNER
+    return CHECK_RUNNER if step.kind == "condition" else RUNNER
+
+
+def _output_of(step: Step, flag: str) -> str:
+    """The name of the output an argument writes."""
+    value = _value_of(step, flag)
+    if not isinstance(value, OutputDir):
+        raise TypeError(f"step {step.name!r}: {flag} is not an output folder")
+    return value.name
 
 
 def _channel(name: str, uri: Any, sharded: bool = False) -> Channel:

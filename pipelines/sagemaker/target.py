@@ -46,7 +46,7 @@ class SageMakerTarget(WorkloadChoice):
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
     problem_type: str = ""  # "": the workload's default (pipelines/definition/workloads.py)
-    # Default of the InputDataUrl parameter; None means s3://<bucket>/raw/.
+    # Default of the InputDataUrl parameter; None: `default_input_uri`. The starter always passes one.
     input_data_uri: str | None = None
     # Dataset spec, relative to training_code/ (it travels inside the code bundle).
     spec: str = DEFAULT_SPEC
@@ -129,7 +129,13 @@ class SageMakerTarget(WorkloadChoice):
 
     @property
     def default_input_uri(self) -> str:
-        return self.input_data_uri or f"s3://{self.bucket}/raw/"
+        """Tabular: a snapshot manifest (the starter writes one per snapshot, named by its digest; a
+        run started without one fails reading this name). Image: the raw images' prefix."""
+        if self.input_data_uri:
+            return self.input_data_uri
+        if any(i.manifest and i.source == "param:InputDataUrl" for step in self.work.steps for i in step.inputs):
+            return f"s3://{self.bucket}/snapshots/unset.manifest"
+        return f"s3://{self.bucket}/raw/"
 
     def parameter_defaults(self) -> dict[str, str | int | float]:
         return parameter_defaults(self.work, self.problem, {

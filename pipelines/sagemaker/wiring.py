@@ -8,16 +8,17 @@ argument, the reader maps that construct back to the flag the script would have 
                        SM_MODEL_DIR, SM_OUTPUT_DATA_DIR  --model-dir out:model, --output-data-dir out:output
                        CheckpointConfig                  --checkpoint-dir out:checkpoints
                        static / tuned hyperparameters    --<name> =<value> / search / best:<tuning step>
-    condition          JsonGet on a step's property file --evaluation in:<producer>, --metric =<path>
-                       the comparison and its right side --op =gte|lte, --threshold param:<Parameter>
-                       the "if" branch                   --output out:check (the steps in it take check/check)
+    check              a processing job (check.py)       as any processing step; the steps inside the
+                                                         conditions' "if" branches ("gate", then
+                                                         "new-model") take check/check
     register           ModelDataUrl, model statistics    --model, --evaluation in:<producer>
+                       DriftCheckBaselines' data quality --baseline in:<producer> (statistics.json's folder)
                        ModelApprovalStatus               --approval-status
+                       CustomerMetadataProperties.data   --data param:<Parameter>
     transform          the Model's ModelDataUrl, TransformInput, TransformOutput
                                                          --model-dir, --input in:<producer>, --output out:<output>
 
-Condition and register have no script on SageMaker (the service does their work): their script
-reads back as None.
+Register has no script on SageMaker (the service does its work): its script reads back as None.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from typing import Any
 from pipelines.definition.wiring import StepWiring, Wiring
 
 # Steps the pipeline has beyond the declaration's, and the declared step each one belongs to: a
-# transform job needs a SageMaker Model, and the check's "else" branch is a FailStep.
-HELPER_STEPS: dict[str, str] = {"transform-model": "transform", "check-failed": "check"}
-NATIVE_KINDS = frozenset({"condition", "register"})  # declared steps SageMaker runs no script for
+# transform job needs a SageMaker Model; the check's decision is read by two ConditionSteps ("gate":
+# passed, "new-model": not registered already) and the "else" of the first is a FailStep.
+HELPER_STEPS: dict[str, str] = {"transform-model": "transform", "gate": "check", "new-model": "check",
+                                "check-failed": "check"}
+NATIVE_KINDS = frozenset({"register"})  # declared steps SageMaker runs no script for
 
 IN = "/opt/ml/processing/input/"
 OUT = "/opt/ml/processing/output"
@@ -39,7 +42,6 @@ _PROCESSING_OUTPUT = re.compile(r"^Steps\.([\w-]+)\.ProcessingOutputConfig\.Outp
 _MODEL = re.compile(r"^Steps\.([\w-]+)\.ModelArtifacts\.S3ModelArtifacts$")
 _BEST = re.compile(r"^Steps\.([\w-]+)\.BestTrainingJob\.TunedHyperParameters\['(\w+)'\]$")
 _PARAMETER = re.compile(r"^Parameters\.(\w+)$")
-_CONDITIONS = {"GreaterThanOrEqualTo": "gte", "LessThanOrEqualTo": "lte"}
 
 
 def flatten(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -74,12 +76,13 @@ def search_ranges(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def source(value: Any) -> str | None:
-    """`<step>/<output>` or `param:<name>` for a property reference, or for an output folder read
-    through one (`<output URI>/`: a Join of the reference and a slash); None for anything else."""
+    """`<step>/<output>` or `param:<name>` for a property reference, for an output folder read
+    through one (`<output URI>/`: a Join of the reference and a slash), or for a number parameter
+    given as text (a Join of itself alone); None for anything else."""
     join = value.get("Std:Join") if isinstance(value, dict) else None
-    if isinstance(join, dict) and join.get("On") == "" and len(join.get("Values", [])) == 2 \
-            and join["Values"][1] == "/":
-        value = join["Values"][0]
+    parts = join.get("Values", []) if isinstance(join, dict) and join.get("On") == "" else []
+    if parts and parts[1:] in ([], ["/"]):
+        value = parts[0]
     ref = value.get("Get") if isinstance(value, dict) else None
     if not isinstance(ref, str):
         return None
@@ -164,30 +167,22 @@ def _training(step: dict[str, Any], tuning: bool) -> StepWiring:
     return StepWiring(script=script, inputs=inputs, outputs=sorted(outputs), args=args)
 
 
-def _condition(step: dict[str, Any], steps: dict[str, dict[str, Any]]) -> StepWiring:
-    (condition,) = step["Arguments"]["Conditions"]
-    left = condition["LeftValue"]["Std:JsonGet"]
-    _, producer, _, file_name = left["PropertyFile"]["Get"].split(".")
-    threshold = source(condition["RightValue"])
-    files = steps[producer].get("PropertyFiles", [])
-    (output,) = [f["OutputName"] for f in files if f["PropertyFileName"] == file_name]
-    evaluation = f"{producer}/{output}"
-    return StepWiring(script=None, inputs={"evaluation": evaluation}, outputs=["check"], args={
-        "--evaluation": f"in:{evaluation}", "--metric": f"={left['Path']}",
-        "--op": f"={_CONDITIONS[condition['Type']]}",
-        "--threshold": threshold or f"={condition['RightValue']}", "--output": "out:check"})
-
-
 def _register(step: dict[str, Any]) -> StepWiring:
     a = step["Arguments"]
     model = source(a["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]) or "?"
     evaluation, rest = _join_source(a["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
     approval = source(a["ModelApprovalStatus"]) or f"={a['ModelApprovalStatus']}"
-    return StepWiring(
-        script=None, inputs={"model": model, "evaluation": evaluation or "?", "check": "check/check"},
-        outputs=["model_version"],
-        args={"--model": f"in:{model}", "--evaluation": f"in:{evaluation}" if rest == ["evaluation.json"] else "?",
-              "--approval-status": approval, "--output": "out:model_version"})
+    data = a.get("CustomerMetadataProperties", {}).get("data")
+    inputs = {"model": model, "evaluation": evaluation or "?"}
+    args = {"--model": f"in:{model}", "--evaluation": f"in:{evaluation}" if rest == ["evaluation.json"] else "?"}
+    statistics = a.get("DriftCheckBaselines", {}).get("ModelDataQuality", {}).get("Statistics")
+    if statistics:
+        baseline, rest = _join_source(statistics["S3Uri"])
+        inputs["baseline"] = baseline or "?"
+        args["--baseline"] = f"in:{baseline}" if rest == ["statistics.json"] else "?"
+    args.update({"--approval-status": approval, "--data": (source(data) or f"={data}") if data else "?",
+                 "--output": "out:model_version"})
+    return StepWiring(script=None, inputs={**inputs, "check": "check/check"}, outputs=["model_version"], args=args)
 
 
 def _transform(model_step: dict[str, Any], step: dict[str, Any]) -> StepWiring:
@@ -214,8 +209,6 @@ def wiring(definition: dict[str, Any]) -> Wiring:
             out[name] = _processing(step, name in gated)
         elif kind in ("Training", "Tuning"):
             out[name] = _training(step, kind == "Tuning")
-        elif kind == "Condition":
-            out[name] = _condition(step, steps)
         elif kind == "RegisterModel":
             out[name] = _register(step)
         elif kind == "Transform":

@@ -19,6 +19,7 @@ import base64
 import importlib
 import json
 import os
+import re
 import sys
 import threading
 import uuid
@@ -69,17 +70,23 @@ class CaptureWriter:
             self._hour = hour
         return self._file
 
-    def write(self, body: bytes, ctype: str, out: bytes, out_type: str) -> None:
+    def write(self, body: bytes, ctype: str, out: bytes, out_type: str, inference_id: str | None = None) -> str:
+        """Append one record; returns its event id. `inference_id`: the client's own id for the request
+        (SageMaker's InferenceId), which ground-truth labels may name instead of the event id."""
         now = datetime.now(UTC)
+        event_id = str(uuid.uuid4())
+        metadata = {"eventId": event_id, **({"inferenceId": inference_id} if inference_id else {}),
+                    "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
         record = {
             "captureData": {"endpointInput": _capture_part(body, ctype, "INPUT"),
                             "endpointOutput": _capture_part(out, out_type, "OUTPUT")},
-            "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "eventMetadata": metadata,
             "eventVersion": "0",
         }
         line = json.dumps(record, separators=(",", ":")) + "\n"
         with self._lock:
             self._open(now).write(line)
+        return event_id
 
     def close(self) -> None:
         if self._file:
@@ -103,6 +110,20 @@ class Response:
     status: int
     body: bytes
     content_type: str = "application/json"
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+INFERENCE_ID_HEADER = "x-amzn-sagemaker-inference-id"  # what InvokeEndpoint's InferenceId travels as
+EVENT_ID_HEADER = "x-mlops-event-id"  # local only: the capture record's id, for labelling it later
+# botocore's sagemaker-runtime model: InferenceId is 1 to 64 characters, pattern \A\S[\p{Print}]*\z.
+_INFERENCE_ID = re.compile(r"\S[\x20-\x7e]{0,63}")
+
+
+def inference_id_problem(value: str) -> str | None:
+    if _INFERENCE_ID.fullmatch(value):
+        return None
+    return (f"header {INFERENCE_ID_HEADER}: {value[:80]!r} is not an inference id (1 to 64 printable characters, "
+            "not starting with a space)")
 
 
 class ModelServer:
@@ -113,8 +134,10 @@ class ModelServer:
         self.model = self.handlers.model_fn(str(model_dir))
         self.capture = CaptureWriter(capture_dir) if capture_dir else None
 
-    def invoke(self, body: bytes, content_type: str, accept: str) -> Response:
+    def invoke(self, body: bytes, content_type: str, accept: str, inference_id: str | None = None) -> Response:
         h = self.handlers
+        if inference_id is not None and (problem := inference_id_problem(inference_id)):
+            return Response(400, json.dumps({"error": problem}).encode())
         try:
             data = h.input_fn(body, content_type)
             prediction = h.predict_fn(data, self.model)
@@ -125,9 +148,11 @@ class ModelServer:
             return Response(status, json.dumps({"error": message}).encode())
         text, out_type = out if isinstance(out, tuple) else (out, accept)
         payload = text.encode() if isinstance(text, str) else bytes(text)
+        headers: tuple[tuple[bytes, bytes], ...] = ()
         if self.capture is not None:
-            self.capture.write(body, content_type, payload, out_type)
-        return Response(200, payload, out_type)
+            event_id = self.capture.write(body, content_type, payload, out_type, inference_id)
+            headers = ((EVENT_ID_HEADER.encode(), event_id.encode()),)
+        return Response(200, payload, out_type, headers)
 
 
 def create_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
@@ -161,14 +186,14 @@ def create_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
                 more = message.get("more_body", False)
             headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
             resp = server.invoke(b"".join(chunks), headers.get("content-type", "text/csv"),
-                                 headers.get("accept", "application/json"))
+                                 headers.get("accept", "application/json"), headers.get(INFERENCE_ID_HEADER))
         elif path in ("/ping", "/invocations"):
             resp = Response(405, json.dumps({"error": f"{method} not allowed on {path}"}).encode())
         else:
             resp = Response(404, json.dumps({"error": f"no route {path}; use GET /ping or POST /invocations"}).encode())
         await send({"type": "http.response.start", "status": resp.status,
                     "headers": [(b"content-type", resp.content_type.encode()),
-                                (b"content-length", str(len(resp.body)).encode())]})
+                                (b"content-length", str(len(resp.body)).encode()), *resp.headers]})
         await send({"type": "http.response.body", "body": resp.body})
 
     return app

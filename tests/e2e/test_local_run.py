@@ -1,5 +1,11 @@
-"""`mlops run` end to end on small data: the main job, its caching, its failure path, and serving; and
-`mlops pipeline run-local`, the SageMaker definition run here on the same data, scored against it."""
+"""`mlops run` end to end on small data: the lake, the ETL and the snapshot it trains on; the three
+retraining cases (new data, no new data, an identical re-run); the gate; approval and serving the
+approved version. And `mlops pipeline run-local`, the SageMaker definition run here on the same data,
+scored against it.
+
+The runs share one MLOPS_HOME and build on each other, in this order (each a module fixture):
+first (registers version 1) -> again (no new data) -> identical (--no-cache) -> strict (fails the gate)
+-> new data (registers version 2) -> approval and serving."""
 
 from __future__ import annotations
 
@@ -24,9 +30,11 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 3
 SMALL = ["--rows", "2000", "--trials", str(TRIALS), "--parallel", "2"]  # and the default seed, 42
+TRAINING = ("preprocess", "tune", "train", "evaluate")
+Run = subprocess.CompletedProcess[str]
 
 
-def mlops(home: Path, *args: str, timeout: float = 600, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def mlops(home: Path, *args: str, timeout: float = 600, cwd: Path = ROOT) -> Run:
     env = {**os.environ, "MLOPS_HOME": str(home)}
     return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -36,56 +44,123 @@ def _files(folder: Path) -> set[Path]:
     return {p for p in folder.rglob("*") if "__pycache__" not in p.parts}
 
 
+def _ok(run: Run) -> Run:
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run
+
+
+def _versions(home: Path) -> list[str]:
+    return sorted(p.name for p in (home / "registry" / "churn-models").glob("v*"))
+
+
+def _digest(home: Path, run_id: str) -> str:
+    evaluation = json.loads((home / "runs" / run_id / "evaluate" / "evaluation" / "evaluation.json").read_text())
+    return str(evaluation["model"]["sha256"])
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mlops-home")
 
 
 @pytest.fixture(scope="module")
-def first_run(home: Path) -> subprocess.CompletedProcess[str]:
+def first_run(home: Path) -> Run:
     return mlops(home, "run", *SMALL, "--run-id", "first")
 
 
-def test_run_trains_registers_and_scores(home: Path, first_run: subprocess.CompletedProcess[str]) -> None:
-    assert first_run.returncode == 0, first_run.stdout + first_run.stderr
+@pytest.fixture(scope="module")
+def again(home: Path, first_run: Run) -> Run:
+    """No new data: the same generated file lands in the lake again."""
+    _ok(first_run)
+    return mlops(home, "run", *SMALL, "--run-id", "again")
+
+
+@pytest.fixture(scope="module")
+def identical(home: Path, again: Run) -> Run:
+    """The same data and seed, every step run again."""
+    _ok(again)
+    return mlops(home, "run", *SMALL, "--no-cache", "--run-id", "identical")
+
+
+@pytest.fixture(scope="module")
+def strict(home: Path, identical: Run) -> Run:
+    _ok(identical)
+    return mlops(home, "run", *SMALL, "--threshold", "0.999", "--run-id", "strict")
+
+
+@pytest.fixture(scope="module")
+def new_data(home: Path, strict: Run) -> Run:
+    """Another generated file (seed 43) lands beside the first: new data."""
+    assert strict.returncode == 3, strict.stdout[-3000:] + strict.stderr[-3000:]
+    return mlops(home, "run", *SMALL, "--seed", "43", "--run-id", "new-data")
+
+
+def test_run_lands_the_data_curates_it_trains_on_a_snapshot_and_registers(home: Path, first_run: Run) -> None:
+    _ok(first_run)
     run = home / "runs" / "first"
     evaluation = json.loads((run / "evaluate" / "evaluation" / "evaluation.json").read_text())
     auc = evaluation["binary_classification_metrics"]["auc"]["value"]
     assert 0.7 < auc <= 1.0
-    for step in ("etl", "preprocess", "tune", "train", "evaluate", "check", "register", "baseline", "transform"):
-        assert f"\n  {step}" in first_run.stdout, f"summary lacks {step}"
-    assert "serve it:" in first_run.stdout
-    current = home / "registry" / "current"
-    version = json.loads((current / "version.json").read_text())
-    assert version["approval_status"] == "PendingManualApproval"
-    assert (current / "model" / "model.ubj").exists()
-    assert (current / "baseline" / "statistics.json").exists()
-    assert (current / "evaluation" / "evaluation.json").exists()
+    lines = first_run.stdout.splitlines()
+    table = lines[lines.index(next(x for x in lines if x.startswith("run first ("))) + 1:]
+    assert [x.split()[0] for x in table[:9]] == ["etl", *TRAINING, "check", "baseline", "register", "transform"]
+    assert "1 new raw object: " in table[0] and " curated, " in table[0]  # the ETL's counts
+    lake = home / "lake" / "churn"
+    raw = list((lake / "raw").iterdir())
+    assert len(raw) == 1 and raw[0].name.startswith("churn.") and raw[0].suffix == ".csv"
+    (snapshot,) = [p for p in (lake / "snapshots").iterdir()]
+    parts = sorted(snapshot.rglob("*.parquet"))
+    assert parts and all("batch=" in p.as_posix() for p in parts)
+    curated = lake / "curated" / parts[0].relative_to(snapshot)
+    assert parts[0].stat().st_ino == curated.stat().st_ino  # a hard link, not a copy
+    assert f"snapshot {snapshot.name[:12]}" in first_run.stdout
+    preprocess_log = (run / "preprocess" / "log.txt").read_text().splitlines()[0]
+    assert f"--input {snapshot}" in preprocess_log  # InputDataUrl is the snapshot
+    # the gate, with its numbers
+    assert "naive baseline (class prior): needs auc >= 0.5500 (0.5000 + margin 0.05)" in first_run.stdout
+    version = home / "registry" / "churn-models" / "v1"
+    info = json.loads((version / "version.json").read_text())
+    assert info["snapshot_digest"] == snapshot.name and info["model_sha256"] == _digest(home, "first")
+    assert (version / "model" / "model.ubj").exists()
+    assert (version / "baseline" / "statistics.json").exists()  # the version carries its own baseline
+    assert (version / "evaluation" / "evaluation.json").exists()
+    assert "registered:  churn-models version 1 (PendingManualApproval)" in first_run.stdout
+    assert "mlops models approve 1" in first_run.stdout
+    assert not (home / "registry" / "current").exists()  # nothing is approved: nothing serves
     predictions = list((run / "transform" / "predictions").glob("*.out"))
     assert predictions and predictions[0].read_text().count("\n") > 100
-    # every tuning trial ran as its own process and left its log
     assert len(list((run / "tune").glob("trial-*/log.txt"))) == 3
     assert (home / "mlflow.db").exists()
 
 
-def test_second_run_reuses_every_step(home: Path, first_run: subprocess.CompletedProcess[str]) -> None:
-    assert first_run.returncode == 0
-    again = mlops(home, "run", *SMALL, "--run-id", "second")
-    assert again.returncode == 0, again.stderr
-    for step in ("etl", "preprocess", "tune", "train", "evaluate", "baseline", "transform"):
+def test_no_new_data_trains_nothing_and_registers_nothing(home: Path, again: Run) -> None:
+    _ok(again)
+    assert "0 new raw objects" in again.stdout
+    for step in TRAINING:
         assert f"- {step}: cached, reused from run first" in again.stdout
-    first = (home / "runs" / "first" / "train" / "model" / "model.ubj").read_bytes()
-    assert (home / "runs" / "second" / "train" / "model" / "model.ubj").read_bytes() == first
+    for step in ("baseline", "register", "transform"):
+        assert f"- {step}: skipped (identical to version 1: not registered)" in again.stdout
+    assert len(list((home / "lake" / "churn" / "snapshots").iterdir())) == 1  # the same snapshot
+    assert _versions(home) == ["v1"]
 
 
-def test_tuning_the_same_data_twice_gives_the_same_trials(home: Path, first_run: subprocess.CompletedProcess[str],
-                                                          tmp_path: Path) -> None:
+def test_an_identical_rerun_trains_again_to_the_same_model_and_does_not_register_it(home: Path,
+                                                                                   identical: Run) -> None:
+    _ok(identical)
+    for step in TRAINING:
+        assert f"- {step}: done in" in identical.stdout
+    assert _digest(home, "identical") == _digest(home, "first")
+    assert "registered:  nothing: the model is identical to version 1" in identical.stdout
+    assert _versions(home) == ["v1"]
+
+
+def test_tuning_the_same_data_twice_gives_the_same_trials(home: Path, first_run: Run, tmp_path: Path) -> None:
     """Trials run two at a time, yet which parameters are tried, which trials are pruned and what
     they score does not depend on which process finished first."""
     from pipelines.definition import TABULAR
     from pipelines.local.tune import tune
 
-    assert first_run.returncode == 0
+    _ok(first_run)
     pre = home / "runs" / "first" / "preprocess"
     space = TABULAR.search_space("binary")
     runs = []
@@ -103,14 +178,28 @@ def test_tuning_the_same_data_twice_gives_the_same_trials(home: Path, first_run:
     assert runs[0] == runs[1]
 
 
-def test_failed_check_stops_before_registration(home: Path, first_run: subprocess.CompletedProcess[str]) -> None:
-    assert first_run.returncode == 0
-    before = (home / "registry" / "current" / "version.json").read_text()
-    failed = mlops(home, "run", *SMALL, "--threshold", "0.999", "--run-id", "strict")
-    assert failed.returncode == 3
-    assert "below the threshold 0.999" in failed.stderr and "auc" in failed.stderr
+def test_a_failed_gate_stops_before_registration_and_says_why(home: Path, strict: Run) -> None:
+    assert strict.returncode == 3
+    message = json.loads((home / "runs" / "strict" / "check" / "check" / "check.json").read_text())["message"]
+    assert f"stopped before registration: {message}" in strict.stderr
+    assert "threshold" in message and "0.999" in message
     assert not (home / "runs" / "strict" / "baseline").exists()
-    assert (home / "registry" / "current" / "version.json").read_text() == before
+    assert _versions(home) == ["v1"]
+
+
+def test_new_data_retrains_and_registers_a_new_version(home: Path, new_data: Run) -> None:
+    _ok(new_data)
+    lake = home / "lake" / "churn"
+    assert len(list((lake / "raw").iterdir())) == 2 and len(list((lake / "snapshots").iterdir())) == 2
+    assert "1 new raw object: " in new_data.stdout
+    for step in TRAINING:
+        assert f"- {step}: done in" in new_data.stdout
+    assert _digest(home, "new-data") != _digest(home, "first")
+    assert "registered:  churn-models version 2 (PendingManualApproval)" in new_data.stdout
+    assert _versions(home) == ["v1", "v2"]
+    info = json.loads((home / "registry" / "churn-models" / "v2" / "version.json").read_text())
+    assert info["snapshot_digest"] != json.loads(
+        (home / "registry" / "churn-models" / "v1" / "version.json").read_text())["snapshot_digest"]
 
 
 def test_bring_your_own_regression_data(tmp_path: Path) -> None:
@@ -127,13 +216,18 @@ def test_bring_your_own_regression_data(tmp_path: Path) -> None:
     elsewhere.mkdir()
     before = _files(ROOT / "training_code")
     res = mlops(tmp_path / "home", "run", "--data", str(data), "--target", "asking_price", "--trials", "2",
-                cwd=elsewhere)
+                "--approve", cwd=elsewhere)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "regression)" in res.stdout and "etl: skipped" in res.stdout
-    assert "r2=" in res.stdout and ">= 0.5" in res.stdout  # regression's own gate, not the binary one
+    assert "regression)" in res.stdout and "etl: skipped (bring-your-own data without a spec" in res.stdout
+    assert "naive baseline (mean): needs r2 >= " in res.stdout  # regression's own gate, relative
+    (snapshot,) = (tmp_path / "home" / "lake" / "homes" / "snapshots").iterdir()  # named for the file
+    assert [p.name for p in snapshot.iterdir()] == ["homes.csv"]
     run = next((tmp_path / "home" / "runs").iterdir())
     evaluation = run / "evaluate" / "evaluation" / "evaluation.json"
     assert json.loads(evaluation.read_text())["regression_metrics"]["r2"]["value"] > 0.8
+    # --approve: the version serves at once
+    assert "registered:  churn-models version 1 (Approved)" in res.stdout
+    assert (tmp_path / "home" / "registry" / "current" / "model" / "model_meta.json").is_file()
     assert _files(elsewhere) == set(), "mlops run wrote into the folder it was started from"
     assert _files(ROOT / "training_code") == before, "mlops run wrote into training_code/"
 
@@ -144,6 +238,17 @@ def test_bad_data_argument_fails_before_work(tmp_path: Path) -> None:
     assert not (tmp_path / "home" / "runs").exists()
 
 
+def test_a_missing_or_empty_snapshot_fails_before_any_step_naming_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    res = mlops(home, "run", "--snapshot", "0badc0ffee", "--run-id", "missing")
+    assert res.returncode == 2 and "snapshot 0badc0ffee is missing" in res.stderr
+    empty = home / "lake" / "churn" / "snapshots" / ("e" * 64)
+    (empty / "_ledger").mkdir(parents=True)
+    res = mlops(home, "run", "--snapshot", "eeee", "--run-id", "empty")
+    assert res.returncode == 2 and f"snapshot {empty} is empty" in res.stderr
+    assert not any((home / "runs").glob("*/preprocess")), "a step ran on a missing or empty snapshot"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -151,12 +256,32 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(home: Path, first_run: subprocess.CompletedProcess[str]) -> Iterator[int]:
-    assert first_run.returncode == 0
+def approved(home: Path, new_data: Run) -> Run:
+    """Versions 1 and 2 registered, none approved: `mlops serve` refuses; then version 1 is approved."""
+    _ok(new_data)
+    refused = mlops(home, "serve", "--port", str(_free_port()))
+    assert refused.returncode == 2 and "approve one with `mlops models approve N`" in refused.stderr
+    return _ok(mlops(home, "models", "approve", "1"))
+
+
+def test_models_list_shows_the_approved_version_serving(home: Path, approved: Run) -> None:
+    assert "approved churn-models version 1" in approved.stdout
+    listing = _ok(mlops(home, "models", "list")).stdout.splitlines()
+    row = {line.split()[0]: line for line in listing if line.strip()[:1].isdigit()}
+    assert "Approved" in row["1"] and "champion: serves" in row["1"]
+    assert "PendingManualApproval" in row["2"] and "serves" not in row["2"]
+    assert (home / "registry" / "current").resolve() == (home / "registry" / "churn-models" / "v1").resolve()
+
+
+@pytest.fixture(scope="module")
+def server(home: Path, approved: Run) -> Iterator[int]:
     port = _free_port()
-    env = {**os.environ, "MLOPS_HOME": str(home)}
+    env = {**os.environ, "MLOPS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port), "--workers", "1"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    first_line = proc.stdout.readline()
+    assert first_line.startswith("serving churn-models version 1 (approved) on "), first_line
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -230,13 +355,14 @@ def _s3_object(home: Path, suffix: str) -> Path:
 def test_the_definition_runs_through_tuning_the_gate_and_registration(
         home: Path, sagemaker_run: subprocess.CompletedProcess[str]) -> None:
     statuses = {s["name"]: s["status"] for s in _execution(home)["steps"]}
-    assert all(statuses[s] == "Succeeded" for s in ("etl", "preprocess", "tune", "train", "evaluate", "check",
-                                                      "register", "baseline", "transform-model")), \
+    assert all(statuses[s] == "Succeeded" for s in ("preprocess", "tune", "train", "evaluate", "check", "gate",
+                                                      "new-model", "baseline", "register", "transform-model",
+                                                      "transform")), \
         f"{statuses}\n{sagemaker_run.stdout[-3000:]}\n{sagemaker_run.stderr[-3000:]}"
     assert statuses["check-failed"] == "NotExecuted"
     for step in statuses:
         assert f"\n  {step}" in sagemaker_run.stdout, f"the summary lacks {step}"
-    assert "gate:        binary_classification_metrics.auc.value" in sagemaker_run.stdout
+    assert "gate: passed true == true -> True, new-model: register true == true -> True" in sagemaker_run.stdout
 
     run = home / "sagemaker-runs" / "sm"
     trials = sorted((run / "steps" / "tune").glob("*/input/config/hyperparameters.json"))
@@ -256,7 +382,9 @@ def test_the_definition_runs_through_tuning_the_gate_and_registration(
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
     assert package["Metrics"] == evaluation
     assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"].endswith("/output/model.tar.gz")
-    assert _s3_object(home, "statistics.json").parent.as_posix().endswith("/monitoring/baseline")
+    # the version carries its own monitoring baseline (this execution's), not a shared one
+    baseline = package["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]["S3Uri"]
+    assert baseline.endswith("/baseline/baseline/statistics.json") and "/monitoring/" not in baseline
 
 
 def test_its_model_scores_as_mlops_runs_within_noise(home: Path, sagemaker_run: subprocess.CompletedProcess[str],

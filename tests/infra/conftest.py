@@ -1,9 +1,10 @@
 """Synthesize the whole CDK app once per session and share the templates.
 
 The test app is the real one (infra.app.build_app, cdk.json context included) with a context that
-exercises both sides of every switch: dev serves a model package, runs a managed MLflow server and
-creates the GitHub OIDC provider; prod has no model package yet (no endpoint, a warning), no MLflow,
-imports an existing provider and sets its own processing and training instance types.
+exercises both sides of every switch: dev runs a managed MLflow server and creates the GitHub OIDC
+provider; prod has no MLflow, imports an existing provider and sets its own processing and training
+instance types. Which model version serves is no context value any more (the serving stack's
+ModelPackageArn parameter): both stages' templates hold the endpoint, under its condition.
 cdk-nag runs during this synthesis: an unacknowledged finding fails every infra test.
 """
 
@@ -28,7 +29,7 @@ REPO = "acme/churn-mlops"
 # prod sizes its pipeline jobs up (dev keeps the defaults of pipelines.definition.parameters)
 PROD_PROCESSING, PROD_TRAINING = "ml.m5.4xlarge", "ml.c5.2xlarge"
 CONTEXT: dict[str, Any] = {
-    "mlops:dev": {"github_repo": REPO, "model_package_arn": DEV_ARN, "mlflow_server_size": "Small"},
+    "mlops:dev": {"github_repo": REPO, "mlflow_server_size": "Small"},
     "mlops:prod": {"github_repo": REPO, "github_oidc_provider_arn": PROVIDER_ARN,
                    "processing_instance_type": PROD_PROCESSING, "training_instance_type": PROD_TRAINING},
 }

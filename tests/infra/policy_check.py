@@ -101,6 +101,7 @@ class Assembly:
             "AWS::SageMaker::MlflowTrackingServer": f"arn:{p}:sagemaker:{r}:{a}:mlflow-tracking-server/{name}",
             "AWS::CloudWatch::CompositeAlarm": f"arn:{p}:cloudwatch:{r}:{a}:alarm:{name}",
             "AWS::CloudWatch::Alarm": f"arn:{p}:cloudwatch:{r}:{a}:alarm:{name}",
+            "AWS::SQS::Queue": f"arn:{p}:sqs:{r}:{a}:{name}",
         }
         if attribute == "Arn" and kind in arns:
             return arns[kind]

@@ -57,7 +57,7 @@ def test_a_misspelt_field_fails_naming_it_and_the_likely_one() -> None:
          "dev.github_oidc_provider_arn: a role trusts a provider of its own account"),
         ({"log_retention_days": 10}, "dev.log_retention_days"),
         ({"github_repo": "not a repo"}, "dev.github_repo"),
-        ({"model_package_arn": "arn:aws:s3:::bucket"}, "dev.model_package_arn"),
+        ({"model_package_arn": "arn:aws:s3:::bucket"}, "dev.model_package_arn: no longer a field"),
         ({"mlflow_server_size": "Huge"}, "dev.mlflow_server_size"),
         ({"drift_threshold": 2.0}, "dev.drift_threshold"),
     ],
@@ -73,17 +73,18 @@ def test_context_overrides_one_stage_from_json_text_as_cdk_passes_it() -> None:
     assert configs["dev"].region is None
 
 
-def test_model_package_arn_applies_to_stages_that_do_not_set_their_own() -> None:
-    own = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-models-dev/1"
-    configs = from_context({"modelPackageArn": ARN, "mlops:dev": {"model_package_arn": own}})
-    assert configs["dev"].model_package_arn == own
-    assert configs["prod"].model_package_arn == ARN
+@pytest.mark.parametrize("context", [{"modelPackageArn": ARN}, {"modelPackageARN": ARN},
+                                     {"mlops:dev": {"model_package_arn": ARN}}])
+def test_a_model_package_in_the_context_fails_naming_the_new_way(context: dict[str, object]) -> None:
+    """The approved version deploys through the serving stack's ModelPackageArn parameter now."""
+    with pytest.raises(ConfigError, match="ModelPackageArn parameter") as failed:
+        from_context(context)
+    assert "approv" in str(failed.value)
 
 
 @pytest.mark.parametrize(
     ("context", "message"),
     [
-        ({"modelPackageARN": ARN}, "'modelPackageARN' (did you mean 'modelPackageArn'?)"),
         ({"mlops:staging": {}}, "'mlops:staging'"),
         ({"mlops:prod": "{region: eu-west-1}"}, "context.mlops:prod: not valid JSON"),
         ({"mlops:prod": ["region"]}, "context.mlops:prod: must be a JSON object"),

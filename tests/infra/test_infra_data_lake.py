@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import subprocess
 import sys
@@ -12,10 +13,12 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
+from infra.constructs.data_lake import PROCESSED_TAG
 from infra.constructs.glue_etl import ETL_SCRIPT, etl_modules, modules_zip
 from pipelines.bundles import import_closure
 from pipelines.definition import IMAGE, TABULAR
 from pipelines.paths import TRAINING_CODE
+from tests.infra.policy_check import Assembly, evaluate
 
 STACK = "mlops-dev-data-lake"
 
@@ -27,16 +30,78 @@ def bucket(synth: Any, stack: str, zone: str) -> dict[str, Any]:
     return found[0]
 
 
-def test_raw_moves_to_intelligent_tiering_never_to_an_archive_and_old_versions_expire(synth: Any) -> None:
+ARCHIVE_CLASSES = {"GLACIER", "DEEP_ARCHIVE"}
+
+
+def archive_rules(props: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in props["LifecycleConfiguration"]["Rules"]
+            if any(t["StorageClass"] in ARCHIVE_CLASSES for t in r.get("Transitions", []))]
+
+
+def test_raw_moves_to_intelligent_tiering_and_old_versions_expire(synth: Any) -> None:
     raw = bucket(synth, STACK, "Raw")
     rules = {r["Id"]: r for r in raw["LifecycleConfiguration"]["Rules"]}
     transitions = rules["raw-to-intelligent-tiering"]["Transitions"]
     assert [(t["StorageClass"], t["TransitionInDays"]) for t in transitions] == [("INTELLIGENT_TIERING", 0)]
-    # Its archive tiers are opt-in, per bucket: the ETL and the pipeline re-read every raw object.
+    # Its archive tiers are opt-in, per bucket, and would archive objects the ETL has not read yet.
     assert "IntelligentTieringConfigurations" not in raw
     for zone in ("Raw", "Curated", "Quarantine", "Artifacts"):
         rules = {r["Id"]: r for r in bucket(synth, STACK, zone)["LifecycleConfiguration"]["Rules"]}
         assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 90
+
+
+def test_only_raw_objects_the_etl_has_processed_are_archived(synth: Any) -> None:
+    """The ETL tags an object mlops:processed=true after its ledger entry: before that, it may be unread."""
+    for stage in ("dev", "prod"):
+        stack = f"mlops-{stage}-data-lake"
+        [rule] = archive_rules(bucket(synth, stack, "Raw"))
+        assert rule["Status"] == "Enabled" and rule["TagFilters"] == [{"Key": PROCESSED_TAG[0],
+                                                                       "Value": PROCESSED_TAG[1]}]
+        assert "Prefix" not in rule and "ObjectSizeGreaterThan" not in rule  # the tag, and only the tag, decides
+        days = synth.built.configs[stage].processed_raw_archive_after_days
+        assert [(t["StorageClass"], t["TransitionInDays"]) for t in rule["Transitions"]] == [("DEEP_ARCHIVE", days)]
+        for zone in ("Curated", "Quarantine", "Artifacts"):  # read by the pipeline, the monitor, people
+            assert archive_rules(bucket(synth, stack, zone)) == []
+
+
+def test_the_etl_tags_with_the_tag_the_lifecycle_filters_on() -> None:
+    from spark_etl.ledger import PROCESSED_TAG as ETL_TAG
+
+    assert ETL_TAG == PROCESSED_TAG
+
+
+def test_the_archive_age_is_a_validated_stage_field() -> None:
+    from infra.config import ConfigError, stage_config
+
+    assert stage_config("dev", {"processed_raw_archive_after_days": 365}).processed_raw_archive_after_days == 365
+    with pytest.raises(ConfigError, match=r"dev\.processed_raw_archive_after_days: must be at least 1"):
+        stage_config("dev", {"processed_raw_archive_after_days": 0})
+    with pytest.raises(ConfigError, match="raw data is never archived before the ETL has processed it"):
+        stage_config("dev", {"raw_archive_after_days": 90})
+
+
+def test_the_glue_role_may_tag_raw_objects_but_not_change_them(synth: Any) -> None:
+    from aws_cdk import Stack
+
+    a = Assembly(synth.templates)
+    st = synth.built.stages["dev"]
+    role, lake = st.data_lake.etl.etl_job.role, st.data_lake.lake
+    stack = Stack.of(role)
+    statements = a.identity_statements(stack.stack_name, stack.get_logical_id(role.node.default_child))
+
+    def arn(bucket_: Any) -> str:
+        return str(a.resolve(stack.stack_name, stack.resolve(bucket_.bucket_arn)))
+
+    raw = f"{arn(lake.raw)}/landing/2026/churn.csv"
+    policy = a.bucket_policy(str(a.resolve(stack.stack_name, stack.resolve(lake.raw.bucket_name))))
+    tls = {"aws:SecureTransport": "true"}
+    # tag_processed (training_code/spark_etl/s3_objects.py): HeadObject, Get/PutObject(Version)Tagging.
+    for action in ("s3:GetObject", "s3:GetObjectTagging", "s3:GetObjectVersionTagging", "s3:PutObjectTagging",
+                   "s3:PutObjectVersionTagging"):
+        decision = evaluate(statements, action, raw, tls, resource_policy=policy)
+        assert decision.allowed, f"{action}: {decision.reason}"
+    for action in ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectTagging"):  # tags raw data, never changes it
+        assert not evaluate(statements, action, raw, tls).allowed, action
 
 
 def test_only_the_raw_zone_sends_events(synth: Any) -> None:
@@ -52,7 +117,8 @@ def test_glue_job_runs_etl_py_on_glue_5_with_its_modules_and_spec(synth: Any) ->
     args = job["DefaultArguments"]
     assert job["GlueVersion"] == "5.0" and job["Command"]["Name"] == "glueetl"
     assert job["SecurityConfiguration"]
-    assert args["--job-bookmark-option"] == "job-bookmark-enable"
+    # The ledger (<curated>/_ledger/) makes the job incremental; bookmarks would filter nothing (Spark's reader).
+    assert args["--job-bookmark-option"] == "job-bookmark-disable"
     for name in ("--raw_path", "--curated_path", "--quarantine_path", "--report_path"):
         assert json.dumps(args[name]).startswith('{"Fn::Join": ["", ["s3://"'), name
     assert "/churn/" in json.dumps(args["--curated_path"])
@@ -145,7 +211,15 @@ def test_new_raw_data_and_the_schedule_start_one_batched_workflow_then_the_crawl
 def test_crawler_catalogs_the_curated_zone_into_the_lake_database(synth: Any) -> None:
     crawler = synth.one(STACK, "AWS::Glue::Crawler")
     assert crawler["DatabaseName"] == "mlops_dev_lake"
-    assert "DataLakeCurated" in json.dumps(crawler["Targets"]["S3Targets"][0]["Path"])
+    [target] = crawler["Targets"]["S3Targets"]
+    assert "DataLakeCurated" in json.dumps(target["Path"])
+    # Not data: the ETL's ledger (<curated>/churn/_ledger/<batch>.json) and Spark's _SUCCESS files.
+    # (fnmatch's `*` crosses folders like Glue's `**`: close enough for these paths)
+    def excluded(key: str) -> bool:
+        return any(fnmatch.fnmatchcase(key, glob) for glob in target["Exclusions"])
+
+    assert excluded("_ledger/0123456789abcdef.json") and excluded("ingestion_date=2026-07-01/batch=ab/_SUCCESS")
+    assert not excluded("ingestion_date=2026-07-01/batch=ab/part-00000-x.snappy.parquet")
     assert crawler["CrawlerSecurityConfiguration"]
     assert synth.one(STACK, "AWS::Glue::Database")["DatabaseInput"]["Name"] == "mlops_dev_lake"
 

@@ -45,10 +45,13 @@ def test_no_placeholder_survives_and_deploy_time_values_are_tokens(synth: Any) -
     text = json.dumps(definition)
     assert "placeholder" not in text and "000000000000" not in text
     refs = json.dumps(tokens)
-    # role, artefacts bucket, raw bucket, key, subnets and security group come from the other stacks
-    for needle in ("MlPipelineExecutionRole", "DataLakeArtifacts", "DataLakeRaw", "DataLakeKey",
-                   "Subnet", "Workloads"):
+    # role, artefacts bucket, key, subnets and security group come from the other stacks
+    for needle in ("MlPipelineExecutionRole", "DataLakeArtifacts", "DataLakeKey", "Subnet", "Workloads"):
         assert needle in refs, needle
+    # it trains on curated snapshots (manifests in the artefacts bucket): raw data is the ETL's alone
+    assert "DataLakeRaw" not in refs
+    default = parameter_defaults(synth, STACK)["InputDataUrl"]  # the starter always passes its manifest
+    assert default.startswith("s3://<token>/snapshots/") and default.endswith(".manifest")
     # and the code package (sourcedir.tar.gz) is the stack's file asset: s3://cdk-...-assets-.../<hash>.gz
     code = [t for t in tokens if "Fn::Sub" in t and "-assets-" in t["Fn::Sub"]]
     assert code and all(t["Fn::Sub"].startswith("s3://cdk-") and t["Fn::Sub"].endswith(".gz") for t in code)
@@ -109,17 +112,60 @@ def test_the_role_may_pass_only_itself_and_register_only_in_its_group(synth: Any
 
 
 @pytest.mark.parametrize("stack", ["mlops-dev-ml-pipeline", "mlops-prod-ml-pipeline"])
-def test_it_retrains_on_a_schedule_and_after_each_successful_etl(synth: Any, stack: str) -> None:
+def test_the_schedule_and_each_successful_etl_invoke_the_starter(synth: Any, stack: str) -> None:
     rules = [r["Properties"] for r in synth.resources(stack, "AWS::Events::Rule").values()]
     scheduled = [r for r in rules if r.get("ScheduleExpression") == "cron(0 4 ? * MON *)"]
     after_etl = [r for r in rules if r.get("EventPattern", {}).get("detail-type") == ["Glue Job State Change"]]
     assert len(scheduled) == 1 and len(after_etl) == 1
     assert after_etl[0]["EventPattern"]["detail"]["state"] == ["SUCCEEDED"]
     assert "EtlJob" in json.dumps(after_etl[0]["EventPattern"]["detail"]["jobName"])  # the data lake's job
+    [function] = [k for k in synth.resources(stack, "AWS::Lambda::Function") if k.startswith("MlPipelineStarter")]
     for rule in (scheduled[0], after_etl[0]):
-        [target] = rule["Targets"]
-        assert ":pipeline/churn-training-" in json.dumps(target["Arn"])
-        assert target["RetryPolicy"] == {"MaximumRetryAttempts": 3} and "StarterRole" in json.dumps(target["RoleArn"])
+        [target] = rule["Targets"]  # the starter decides; no rule starts the pipeline with fixed parameters
+        assert target["Arn"] == {"Fn::GetAtt": [function, "Arn"]} and "RoleArn" not in target
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] == 3
+    permissions = [p["Properties"] for p in synth.resources(stack, "AWS::Lambda::Permission").values()]
+    assert sum(p["FunctionName"] == {"Fn::GetAtt": [function, "Arn"]}
+               and p["Principal"] == "events.amazonaws.com" for p in permissions) == 2
+
+
+def test_the_starter_runs_alone_with_a_dead_letter_queue_and_its_settings(synth: Any) -> None:
+    [(name, function)] = [(k, v["Properties"]) for k, v in synth.resources(STACK, "AWS::Lambda::Function").items()
+                          if k.startswith("MlPipelineStarter")]
+    # Two triggers at once are made one execution by the idempotency token, not by reserved
+    # concurrency (which an account with the default limit of 10 cannot give).
+    assert "ReservedConcurrentExecutions" not in function
+    queue = function["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
+    assert "KmsMasterKeyId" in synth.templates[STACK]["Resources"][queue]["Properties"]
+    env = function["Environment"]["Variables"]
+    assert env["PIPELINE_NAME"] == "churn-training-dev" and env["MODEL_PACKAGE_GROUP"] == "churn-models-dev"
+    curated = json.dumps(env["CURATED_URL"])
+    assert curated.endswith('/churn/"]]}') and "DataLakeCurated" in curated
+    assert json.dumps(env["SNAPSHOT_URL"]).endswith('/snapshots/"]]}')
+    # its log group: encrypted with the lake key, kept per the stage's retention
+    group = function["LoggingConfig"]["LogGroup"]["Ref"]
+    props = synth.templates[STACK]["Resources"][group]["Properties"]
+    assert props["LogGroupName"] == "/mlops-dev-ml-pipeline/pipeline-starter" and "KmsKeyId" in props
+    # checkov's Lambda-in-a-VPC and environment-key findings are acknowledged beside it, with reasons
+    skips = synth.templates[STACK]["Resources"][name]["Metadata"]["checkov"]["skip"]
+    assert [s["id"] for s in skips] == ["CKV_AWS_115", "CKV_AWS_117", "CKV_AWS_173"]
+    assert "ClientRequestToken" in skips[0]["comment"] and "AWS APIs" in skips[1]["comment"]
+    outputs = synth.templates[STACK]["Outputs"]
+    assert any(k.startswith("MlPipelineStarterFunctionName") for k in outputs)
+
+
+def test_the_starter_role_starts_this_pipeline_and_reads_only_what_it_decides_from(synth: Any) -> None:
+    role = [k for k in synth.resources(STACK, "AWS::IAM::Role") if k.startswith("MlPipelineStarterRole")]
+    [policy] = [p["Properties"] for p in synth.resources(STACK, "AWS::IAM::Policy").values()
+                if p["Properties"]["Roles"] == [{"Ref": role[0]}]]
+    statements = {s.get("Sid"): s for s in policy["PolicyDocument"]["Statement"]}
+    assert statements["StartThisPipeline"]["Action"] == [
+        "sagemaker:DescribePipeline", "sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"]
+    assert ":pipeline/churn-training-dev" in json.dumps(statements["StartThisPipeline"]["Resource"])
+    assert statements["ListTheCuratedDataSet"]["Condition"] == {"StringLike": {"s3:prefix": ["churn/*"]}}
+    assert statements["WriteSnapshotManifests"]["Action"] == "s3:PutObject"
+    actions = {a for s in statements.values() for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert not {a for a in actions if a.endswith("*") or a in ("s3:DeleteObject", "sagemaker:UpdatePipeline")}
 
 
 def test_an_environment_agnostic_stack_refuses_other_regions_than_the_definitions(synth: Any) -> None:
@@ -135,3 +181,20 @@ def test_the_optional_mlflow_server_keeps_its_artefacts_in_the_artefacts_bucket(
     assert "DataLakeArtifacts" in json.dumps(server["ArtifactStoreUri"])
     assert json.dumps(server["ArtifactStoreUri"]).endswith('/mlflow/"]]}')
     assert synth.resources("mlops-prod-ml-pipeline", "AWS::SageMaker::MlflowTrackingServer") == {}
+
+
+def test_a_starter_rule_takes_one_of_a_pattern_and_a_schedule() -> None:
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_lambda as lambda_
+
+    from infra.constructs.rule_targets import starter_rule
+
+    stack = Stack(App(), "Rules")
+    fn = lambda_.Function.from_function_arn(stack, "Starter", "arn:aws:lambda:us-east-1:123456789012:function:s")
+    with pytest.raises(ValueError, match="exactly one of event_pattern and schedule"):
+        starter_rule(stack, "Neither", starter=fn, description="x")
+    with pytest.raises(ValueError, match="exactly one"):
+        starter_rule(stack, "Both", starter=fn, description="x", schedule="rate(1 day)",
+                     event_pattern={"source": ["a"]})
+    with pytest.raises(ValueError, match=r"not supported here: \['account'\]"):
+        starter_rule(stack, "Odd", starter=fn, description="x", event_pattern={"source": ["a"], "account": ["1"]})

@@ -29,6 +29,16 @@ PSEUDO = {
     "AWS::StackName": "placeholder-stack", "AWS::NoValue": _NO_VALUE,
     "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/placeholder-stack/0a1b2c3d",
 }
+# The serving stack's parameters as an approval sets them (their defaults, "", mean no endpoint:
+# the resources checked here exist only with a version, infra/constructs/serving.py).
+_RUN = f"s3://artifacts-{ACCOUNT}/pipelines/churn-training-dev/0a1b2c3d"
+PARAMETERS = {
+    "ModelPackageArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/churn-models-dev/3",
+    "BaselineStatisticsUri": f"{_RUN}/baseline/baseline/statistics.json",
+    "BaselineConstraintsUri": f"{_RUN}/baseline/baseline/constraints.json",
+    "ModelQualityConstraintsUri": f"{_RUN}/evaluate/evaluation/model_quality_constraints.json",
+    "ProblemType": "BinaryClassification",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,9 @@ CFN_REQUESTS: dict[str, CfnRequest] = {
         "EndpointName": "CloudFormation's own: the endpoint the definition depends on (the API reads it "
                         "from DataQualityJobInput.EndpointInput)",
     }),
+    "AWS::SageMaker::ModelQualityJobDefinition": CfnRequest(
+        "CreateModelQualityJobDefinition", "JobDefinitionName", {
+            "EndpointName": "CloudFormation's own: the endpoint the definition depends on"}),
     "AWS::SageMaker::MonitoringSchedule": CfnRequest("CreateMonitoringSchedule", "MonitoringScheduleName", {
         "EndpointName": "CloudFormation's own: the endpoint the schedule depends on",
         "FailureReason": "read-only state", "LastMonitoringExecutionSummary": "read-only state",
@@ -155,7 +168,7 @@ class _Resolver:
             return PSEUDO[name]
         parameters = self.template.get("Parameters", {})
         if name in parameters:
-            return parameters[name].get("Default", "placeholder")
+            return PARAMETERS.get(name, parameters[name].get("Default", "placeholder"))
         kind = self.template["Resources"][name]["Type"]
         if kind == "AWS::EC2::Subnet":
             return "subnet-0123456789abcdef0"
@@ -283,7 +296,8 @@ def test_what_cloudformation_leaves_out_of_a_request_is_not_a_member_of_it() -> 
 def test_intrinsics_resolve_to_the_values_they_take_at_deploy_time(synth: Any) -> None:
     templates = Templates(synth.templates)
     serving = synth.templates["mlops-dev-serving"]
-    (schedule,) = [r for r in serving["Resources"].values() if r["Type"] == "AWS::SageMaker::MonitoringSchedule"]
+    (schedule,) = [r for r in serving["Resources"].values() if r["Type"] == "AWS::SageMaker::MonitoringSchedule"
+                   and r["Properties"]["MonitoringScheduleConfig"]["MonitoringType"] == "DataQuality"]
     (job_id,) = [k for k, r in serving["Resources"].items() if r["Type"] == "AWS::SageMaker::DataQualityJobDefinition"]
     config = templates.resolve("mlops-dev-serving", schedule["Properties"]["MonitoringScheduleConfig"])
     # Fn::Select 1 of Fn::Split "/" of the job definition's ARN: its name
@@ -310,7 +324,7 @@ def test_a_value_sagemaker_rejects_fails_naming_the_resource_and_the_member(
         synth: Any, kind: str, path: tuple[str | int, ...], bad: Any, expected: str) -> None:
     templates = copy.deepcopy(synth.templates)
     resources = templates["mlops-dev-serving"]["Resources"]
-    (logical_id,) = [k for k, r in resources.items() if r["Type"] == kind]
+    logical_id = next(k for k, r in resources.items() if r["Type"] == kind)
     node = resources[logical_id]["Properties"]
     for key in path[:-1]:
         node = node[key]

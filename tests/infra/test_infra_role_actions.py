@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from aws_cdk import Stack
 
+from infra.constructs.data_lake import PROCESSED_TAG
 from infra.constructs.glue_etl import dataset_name
 from infra.constructs.ml_pipeline import PLACEHOLDERS, image_repositories
 from infra.constructs.model_monitor.images import analyzer_image_uri
@@ -84,6 +85,7 @@ def role_constructs(synth: Any, stage: str) -> dict[str, Any]:
         "glue-crawler": etl.curated_crawler.role,
         "ci-push": st.ci_access.ci.push_role if st.ci_access else None,
         "ci-read-only": st.ci_access.ci.read_only_role if st.ci_access else None,
+        "ci-deploy": st.ci_access.ci.deploy_role if st.ci_access else None,
         "deployer": serving.deployer.role,
         "pipeline-starter": ml.node.find_child("StarterRole"),
         "etl-events": etl.etl_workflow.node.find_child("EventsRole"),
@@ -118,6 +120,7 @@ def bindings(synth: Any, a: Assembly, stage: str) -> dict[str, list[str]]:
         "model_role": v(serving.model_role, serving.model_role.role_arn),
         "pipeline": v(ml, ml.pipeline_arn),
         "pipeline_name": cfg.pipeline_name,
+        "starter": v(ml.starter, ml.starter.function_arn),
         "model_package_group": cfg.model_package_group,
         "endpoint_name": cfg.endpoint_name,
         "dataset": dataset_name(SPEC),
@@ -234,7 +237,7 @@ def test_every_s3_location_of_the_pipeline_definition_has_a_row(synth: Any) -> N
                 walk(v)
 
     walk(ml.definition)
-    symbol = {PLACEHOLDERS["bucket"]: "artifacts", PLACEHOLDERS["raw"].removeprefix("s3://").rstrip("/"): "raw"}
+    symbol = {PLACEHOLDERS["bucket"]: "artifacts"}  # the curated bucket is reached through manifests only
     pipeline = [n for n in NEEDS if n.role == "pipeline"]
     name = synth.built.configs["dev"].pipeline_name
     assert uris
@@ -321,14 +324,24 @@ def _rule_prefix(rule: dict[str, Any]) -> str:
     return str(rule.get("Prefix") or f.get("Prefix") or (f.get("And") or {}).get("Prefix") or "")
 
 
-def archive_problems(bucket: dict[str, Any], prefix: str) -> list[str]:
+def _rule_tags(rule: dict[str, Any]) -> set[tuple[str, str]]:
+    f = rule.get("Filter") or {}
+    tags = [*rule.get("TagFilters", []), *([f["Tag"]] if "Tag" in f else []), *(f.get("And") or {}).get("Tags", [])]
+    return {(t["Key"], t["Value"]) for t in tags}
+
+
+def archive_problems(bucket: dict[str, Any], prefix: str, unread_tags: frozenset[tuple[str, str]] = frozenset()
+                     ) -> list[str]:
     """Why keys under `prefix` of a bucket (its resolved properties) may become unreadable at once.
 
-    Tag and size filters are not narrowed on: a rule that may apply to a read key counts. Noncurrent
-    version transitions do not count: readers read current versions."""
+    Size filters are not narrowed on: a rule that may apply to a read key counts. A rule filtered on a
+    tag in `unread_tags` (objects the reader never reads) does not. Noncurrent version transitions do
+    not count: readers read current versions."""
     problems = []
     for rule in (bucket.get("LifecycleConfiguration") or {}).get("Rules", []):
         if rule.get("Status") != "Enabled" or not _overlap(_rule_prefix(rule), prefix):
+            continue
+        if _rule_tags(rule) & unread_tags:
             continue
         for t in [*rule.get("Transitions", []), *([rule["Transition"]] if "Transition" in rule else [])]:
             if t["StorageClass"] in ARCHIVE_CLASSES:
@@ -338,6 +351,11 @@ def archive_problems(bucket: dict[str, Any], prefix: str) -> list[str]:
         if config.get("Status") == "Enabled" and tiers and _overlap(_rule_prefix(config), prefix):
             problems.append(f"Intelligent-Tiering configuration {config.get('Id')!r} archives them ({sorted(tiers)})")
     return problems
+
+
+# Objects a role never reads, by tag: the Glue job reads only raw objects its ledger does not hold,
+# and tags them processed only after the ledger entry is written (training_code/spark_etl/ledger.py).
+UNREAD_TAGS: dict[str, frozenset[tuple[str, str]]] = {"glue-job": frozenset({PROCESSED_TAG})}
 
 
 def lifecycle_conflicts(synth: Any, a: Assembly, stage: str) -> list[str]:
@@ -352,7 +370,7 @@ def lifecycle_conflicts(synth: Any, a: Assembly, stage: str) -> list[str]:
             continue  # not a bucket of this app (the CDK assets bucket)
         props = a.resolve(where[0], a.resource(*where)["Properties"])
         found += [f"{stage} {check.need.role} reads {bucket_arn}/{prefix}* ({check.need.why}), but {p}"
-                  for p in archive_problems(props, prefix)]
+                  for p in archive_problems(props, prefix, UNREAD_TAGS.get(check.need.role, frozenset()))]
     return found
 
 
@@ -382,3 +400,6 @@ def test_the_lifecycle_check_sees_archive_rules_and_archive_tiers_on_read_prefix
         assert archive_problems(bucket(rule(readable)), "") == []
     deep = {"Id": "deep", "Status": "Enabled", "Tierings": [{"AccessTier": "DEEP_ARCHIVE_ACCESS", "Days": 180}]}
     assert archive_problems(bucket(rule("INTELLIGENT_TIERING"), tiering=(deep,)), "")
+    tagged = bucket(rule("DEEP_ARCHIVE", Filter={"Tag": {"Key": "mlops:processed", "Value": "true"}}))
+    assert archive_problems(tagged, "")  # a reader that may read tagged objects is warned
+    assert archive_problems(tagged, "", frozenset({PROCESSED_TAG})) == []  # one that never does is not

@@ -78,8 +78,10 @@ def test_the_comparison_covers_every_step_input_and_argument() -> None:
     """Not agreement by emptiness: the wiring compared holds every declared step, input and flag."""
     expected, got = _local("tabular", "binary")
     assert list(got) == list(d.TABULAR.step_names)
-    assert got["evaluate"]["inputs"] == {"model": "train/model", "test": "preprocess/test"}
-    assert got["check"]["args"]["--threshold"] == "=0.75"
+    assert got["evaluate"]["inputs"] == {"model": "train/model", "test": "preprocess/test", "train": "preprocess/train",
+                                         "raw_test": "preprocess/raw_test",
+                                         "raw_test_labels": "preprocess/raw_test_labels"}
+    assert got["check"]["args"]["--margin"] == "=0.05" and got["check"]["args"]["--threshold"] == "="
     assert got["train"]["args"]["--eta"] == "best:tune/best_hyperparameters"
     assert got["tune"]["args"]["--eta"] == "search" and got["tune"]["args"]["--nthread"] == "=1"
     assert got["baseline"]["args"]["--spec"] == "in:preprocess/report/spec.json"
@@ -126,8 +128,9 @@ def test_a_hand_edited_sagemaker_builder_is_caught(monkeypatch: pytest.MonkeyPat
 def test_a_hand_edited_sagemaker_definition_is_caught(tmp_path_factory: pytest.TempPathFactory) -> None:
     t = target("tabular", "binary")
     definition = copy.deepcopy(build_once(tmp_path_factory, t).cold)
-    (check,) = [s for s in definition["Steps"] if s["Name"] == "check"]
-    (transform,) = [s for s in check["Arguments"]["IfSteps"] if s["Name"] == "transform"]
+    (gate,) = [s for s in definition["Steps"] if s["Name"] == "gate"]
+    (new_model,) = gate["Arguments"]["IfSteps"]
+    (transform,) = [s for s in new_model["Arguments"]["IfSteps"] if s["Name"] == "transform"]
     source = transform["Arguments"]["TransformInput"]["DataSource"]["S3DataSource"]
     ref = source["S3Uri"]["Std:Join"]["Values"][0]  # the folder <output URI>/
     ref["Get"] = ref["Get"].replace("raw_test", "raw_train")
@@ -141,7 +144,7 @@ def test_a_hand_edited_azure_command_is_caught(monkeypatch: pytest.MonkeyPatch) 
 
     def by_hand(step: d.Step, settings: dict[str, str | None], hyperparameters: str = "") -> str:
         text = real(step, settings, hyperparameters)
-        return text.replace("${{inputs.MetricThreshold}}", "0.75") if step.name == "check" else text
+        return text.replace("'${{inputs.MetricThreshold}}'", "0.75") if step.name == "check" else text
 
     monkeypatch.setattr(azure_job, "command_line", by_hand)
     expected, got = _azure("tabular", "multiclass")
@@ -152,18 +155,22 @@ def test_a_hand_edited_azure_command_is_caught(monkeypatch: pytest.MonkeyPatch) 
 # -- the defaults every target starts from ---------------------------------------------------------
 
 @pytest.mark.parametrize("problem", ["binary", "multiclass", "regression"])
-def test_every_target_gates_a_problem_type_at_the_same_threshold(tmp_path_factory: pytest.TempPathFactory,
-                                                                 problem: str) -> None:
-    """A model that passes the gate locally passes it in the cloud: same metric, same default."""
-    threshold = d.TABULAR.gate.threshold(problem)  # type: ignore[arg-type]
+def test_every_target_gates_a_problem_type_with_the_same_margin(tmp_path_factory: pytest.TempPathFactory,
+                                                                problem: str) -> None:
+    """A model that passes the gate locally passes it in the cloud: same metric, same margin over the
+    naive baseline, the same (absent) absolute floor, no champion and nothing registered by default."""
+    defaults = d.parameter_defaults(d.TABULAR, problem)  # type: ignore[arg-type]
+    gate = {k: defaults[k] for k in ("GateMargin", "MetricThreshold", "ChampionModelUrl", "RegisteredModelDigests")}
+    assert gate["GateMargin"] == d.TABULAR.gate.margin(problem) and gate["MetricThreshold"] == ""  # type: ignore[arg-type]
     run = LocalRun(RunConfig(problem_type=problem, run_id="defaults"), say=lambda _: None)  # type: ignore[arg-type]
-    assert run.parameters(RAW)["MetricThreshold"] == threshold
+    local = run.parameters(RAW)
+    assert (local["GateMargin"], local["MetricThreshold"]) == (gate["GateMargin"], gate["MetricThreshold"])
     azure = yaml.safe_load(azure_job.pipeline_yaml(AzureTarget(problem_type=problem), Path(tempfile.mkdtemp())))
-    assert azure["inputs"]["MetricThreshold"] == threshold
-    assert target("tabular", problem).parameter_defaults()["MetricThreshold"] == threshold
+    assert {k: azure["inputs"][k] for k in gate} == gate
+    assert {k: target("tabular", problem).parameter_defaults()[k] for k in gate} == gate
     if problem != "regression":  # one SageMaker build per problem type is enough to read the JSON
         params = {p["Name"]: p for p in build_once(tmp_path_factory, target("tabular", problem)).cold["Parameters"]}
-        assert params["MetricThreshold"]["DefaultValue"] == threshold
+        assert {k: params[k]["DefaultValue"] for k in gate} == gate
 
 
 # -- the search space ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ OIDC only (no stored keys), a review comment the report can find again, prod beh
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -72,7 +73,20 @@ def test_no_workflow_holds_stored_aws_keys() -> None:
         assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text, name
 
 
-def test_train_assumes_the_ci_role_through_oidc_and_starts_the_pipeline() -> None:
+def _runs(workflow: dict[Any, Any], job: str) -> list[str]:
+    return [str(s.get("run", "")) for s in _steps(workflow, job)]
+
+
+def _mlops_args(run: str) -> list[str]:
+    """The arguments of the `mlops` command in a step's script, with $VARIABLES as placeholders."""
+    words = shlex.split(run.replace("\\\n", " ").split("|")[0])
+    at = next(i for i, w in enumerate(words) if w.endswith("mlops"))
+    return [re.sub(r"\$\{?(\w+)\}?", r"<\1>", w) for w in words[at + 1:]]
+
+
+def test_train_deploys_the_pipeline_stack_then_starts_it_through_the_starter() -> None:
+    """No code upload and no UpdatePipeline from CI (CloudFormation owns the pipeline): the dev
+    ml-pipeline stack is deployed with the deploy role, then the push role invokes the starter."""
     wf = _load("train.yml")
     trigger = _trigger(wf)
     assert trigger["push"]["branches"] == ["main"]
@@ -80,11 +94,51 @@ def test_train_assumes_the_ci_role_through_oidc_and_starts_the_pipeline() -> Non
     assert not [p for p in trigger["push"]["paths"] if p.startswith("review")]
     assert wf["permissions"]["id-token"] == "write"
     job = wf["jobs"]["train"]
-    # the push role trusts the subject `repo:<repo>:ref:refs/heads/main`; an environment would change it
-    assert "environment" not in job
-    creds = _uses(wf, "train", "aws-actions/configure-aws-credentials")
-    assert creds["with"]["role-to-assume"] == "${{ vars.MLOPS_CI_ROLE_ARN }}"
-    assert any("mlops pipeline deploy --start --target sagemaker" in str(s.get("run", "")) for s in job["steps"])
+    steps = _steps(wf, "train")
+    creds = [s for s in steps if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")]
+    assert [c["with"]["role-to-assume"] for c in creds] == ["${{ vars.CDK_DEPLOY_ROLE_ARN }}",
+                                                           "${{ vars.MLOPS_CI_ROLE_ARN }}"]
+    runs = _runs(wf, "train")
+    deploy = [i for i, r in enumerate(runs) if "cdk deploy" in r]
+    start = [i for i, r in enumerate(runs) if "mlops pipeline start --target sagemaker" in r]
+    assert len(deploy) == 1 and len(start) == 1
+    assert steps.index(creds[0]) < deploy[0] < steps.index(creds[1]) < start[0]
+    assert "mlops-dev-ml-pipeline --exclusively" in runs[deploy[0]]
+    assert "--starter-function" in runs[start[0]]
+    text = (WORKFLOWS / "train.yml").read_text()
+    for gone in ("pipeline deploy", "pipeline upsert", "UpdatePipeline", "upload"):
+        assert gone not in "\n".join(runs), gone
+    assert "environment: dev" in text and job["environment"] == "dev"
+
+
+def test_the_workflows_use_the_environments_the_stage_roles_trust() -> None:
+    """A job's token subject is repo:<repo>:environment:<its environment>: the environment must be
+    the one its stage's CI roles trust (infra/config.py github_environment), or the role refuses it."""
+    from infra.config import stage_config
+
+    dev, prod = stage_config("dev").github_environment, stage_config("prod").github_environment
+    infra_jobs = _load("deploy-infra.yml")["jobs"]
+    assert infra_jobs["dev"]["environment"] == dev and infra_jobs["prod"]["environment"] == prod
+    assert _load("train.yml")["jobs"]["train"]["environment"] == dev
+
+
+def test_the_mlops_command_lines_of_the_workflows_parse() -> None:
+    """The CLI is called with options it has (a renamed flag fails here, not in the first CI run)."""
+    from pipelines.cli import build_parser
+
+    parser = build_parser()
+    found = 0
+    for name in NAMES:
+        wf = _load(name)
+        for job in wf["jobs"]:
+            for run in _runs(wf, job):
+                if re.search(r"(^|[\s/])mlops ", run):
+                    found += 1
+                    try:
+                        parser.parse_args(_mlops_args(run))
+                    except SystemExit:
+                        pytest.fail(f"{name} {job}: the CLI refuses `mlops {' '.join(_mlops_args(run))}`")
+    assert found >= 2
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
@@ -144,6 +198,10 @@ def test_prod_deploys_only_after_dev_and_behind_the_production_environment() -> 
         assert job["permissions"]["id-token"] == "write"
         deploy = [s["run"] for s in job["steps"] if "cdk deploy" in str(s.get("run", ""))]
         assert len(deploy) == 1 and stacks in deploy[0]
+        # the serving stack's ModelPackageArn (the approved version) must survive an infra deploy
+        assert "--no-previous-parameters" not in deploy[0] and "ModelPackageArn" not in deploy[0]
+        creds = [s for s in job["steps"] if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")]
+        assert [c["with"]["role-to-assume"] for c in creds] == ["${{ vars.CDK_DEPLOY_ROLE_ARN }}"]
 
 
 def test_pull_request_review_is_offline_and_updates_its_own_comment() -> None:

@@ -1,11 +1,17 @@
 """Evaluate the served image model on the test split, in SageMaker's model-quality layout.
 
-    python image_evaluate.py --model-dir out/model --test data/test --output-dir out/evaluation
+    python image_evaluate.py --model-dir out/model --test data/test --train data/train --champion "" \
+        --output-dir out/evaluation
 
 Writes to the output dir:
 - evaluation.json: `binary_classification_metrics` or `multiclass_classification_metrics`, each
   metric {"value": v, "standard_deviation": s} as SageMaker Model Monitor writes them (the spread of
-  the metric over 5 random 80% subsamples, "NaN" under 200 images, as Model Monitor does);
+  the metric over 5 random 80% subsamples, "NaN" under 200 images, as Model Monitor does); and for
+  the relative quality gate (check.py) "naive_baseline" (the train split's class prior as every
+  image's probabilities: its answer is the majority class, its AUC 0.5), "champion" (the serving
+  model, --champion a folder, a model.tar.gz or an s3:// URI, on the same test images; or
+  {"source", "error"}) and "model" {"sha256"} (common/model_digest.py);
+- model_quality_constraints.json: the thresholds model-quality monitoring checks (common/quality_constraints.py);
 - confusion_matrix.png;
 - quantization.json: fp32 and int8 ONNX models side by side, size and test accuracy.
 
@@ -26,6 +32,9 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from common.champion import score_champion
+from common.model_digest import model_digest
+from common.quality_constraints import model_quality_constraints
 from image.inference import VARIANTS, ImageClassifier, load_classifier
 from image.preprocess import list_images, load_pixels, to_model_input
 
@@ -149,28 +158,75 @@ def quantization_report(model_dir: Path, x: np.ndarray, y: np.ndarray) -> dict[s
     return report
 
 
+CURVES = ("receiver_operating_characteristic_curve", "precision_recall_curve")
+
+
+def naive_baseline(train: Path, test_labels: np.ndarray, classes: Sequence[str], positive: str | None,
+                   seed: int) -> dict[str, Any]:
+    """The train split's class prior as every test image's probabilities: the features ignored."""
+    _, files = list_images(train)
+    counts = np.array([sum(1 for _, label in files if label == c) for c in classes], dtype=np.float64)
+    if not counts.sum():
+        raise ValueError(f"--train {train}: no images of the model's classes {list(classes)}")
+    proba = np.tile(counts / counts.sum(), (len(test_labels), 1))
+    block = classification_metrics(test_labels, proba, classes, positive, seed)
+    section, metrics = next(iter(block.items()))
+    return {"name": "class prior", section: {k: v for k, v in metrics.items() if k not in CURVES}}
+
+
+def champion_scorer(candidate: ImageClassifier, test: Path, seed: int) -> Callable[[Path], dict[str, Any]]:
+    """Scores a champion folder on the test images, through its own ONNX model and classes."""
+    def score(folder: Path) -> dict[str, Any]:
+        champion = load_classifier(folder)
+        if sorted(champion.classes) != sorted(candidate.classes):
+            raise ValueError(f"the champion's classes {champion.classes} are not the candidate's {candidate.classes}")
+        x, y = load_test(test, champion)
+        block = classification_metrics(y, champion.predict_proba(x), champion.classes,
+                                       champion.meta.get("positive_class"), seed)
+        return {section: {k: v for k, v in metrics.items() if k not in CURVES} for section, metrics in block.items()}
+
+    return score
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-dir", type=Path, default=Path("/opt/ml/processing/model"))
     p.add_argument("--test", type=Path, default=Path("/opt/ml/processing/test"))
+    p.add_argument("--train", type=Path, default=Path("/opt/ml/processing/train"),
+                   help="the train split: its class counts are the naive baseline")
+    p.add_argument("--champion", default="", help="the serving model: folder, model.tar.gz or s3:// URI; '' = none")
     p.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing/evaluation"))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
         model_dir = _unpack(args.model_dir, Path(scratch))
         model = load_classifier(model_dir)
+        positive = model.meta.get("positive_class")
         x, y = load_test(args.test, model)
-        report = classification_metrics(y, model.predict_proba(x), model.classes,
-                                         model.meta.get("positive_class"), args.seed)
+        report = classification_metrics(y, model.predict_proba(x), model.classes, positive, args.seed)
+        report["naive_baseline"] = naive_baseline(args.train, y, model.classes, positive, args.seed)
+        champion = score_champion(args.champion, champion_scorer(model, args.test, args.seed))
+        if champion is not None:
+            report["champion"] = champion
+        report["model"] = {"sha256": model_digest(model_dir)}
         quant = quantization_report(model_dir, x, y)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
+    (args.output_dir / "model_quality_constraints.json").write_text(
+        json.dumps(model_quality_constraints(report), indent=2))
     (args.output_dir / "quantization.json").write_text(json.dumps(quant, indent=2))
-    block = next(iter(report.values()))
+    section = next(k for k in report if k.endswith("_metrics"))
+    block = report[section]
     plot_confusion(block["confusion_matrix"], args.output_dir / "confusion_matrix.png",
                    f"{model.model_file} on {len(y)} test images")
     print(f"test accuracy {block['accuracy']['value']:.4f} on {len(y)} images ({model.model_file})")
+    naive = report["naive_baseline"][section]
+    print(f"naive baseline (class prior): accuracy {naive['accuracy']['value']:.4f}")
+    if champion is not None:
+        shown = champion.get("error") or f"accuracy {champion[section]['accuracy']['value']:.4f}"
+        print(f"champion {args.champion}: {shown}")
     for variant in ("fp32", "int8"):
         if variant in quant:
             print(f"{variant}: {quant[variant]['bytes']} bytes, accuracy {quant[variant]['accuracy']:.4f}")
+    print(f"model sha256 {report['model']['sha256'][:12]}")
     return 0

@@ -2,6 +2,9 @@
 
     python monitor.py baseline --input RAW_TRAIN [--spec specs/churn.json] --output DIR
     python monitor.py analyze --baseline DIR --capture DIR --output DIR
+    python monitor.py quality --capture DIR --ground-truth DIR --constraints FILE --problem-type P
+                              [--classes a,b] --output DIR          (model quality: monitoring/quality.py)
+    python monitor.py labels --input LABELS.csv --ground-truth DIR  (labels -> SageMaker ground truth)
 
 `baseline` profiles the training split (Parquet or CSV files, or a folder of them) and writes
 statistics.json and constraints.json in SageMaker Model Monitor's own layout: SageMaker's scheduled
@@ -40,7 +43,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from common.dataset_spec import DEFAULT_SPEC_PATH, DatasetSpec, SpecError, load_spec
-from monitoring import report
+from monitoring import quality, report
 from monitoring.capture import CaptureReader, IssueLog
 from monitoring.checks import (
     CHECK_TYPES,
@@ -289,11 +292,51 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="folder with statistics.json and constraints.json")
     a.add_argument("--capture", type=Path, required=True, help="capture folder (walked recursively) or file")
     a.add_argument("--output", type=Path, required=True)
+    q = sub.add_parser("quality", help="model quality: captured predictions joined with ground-truth labels")
+    q.add_argument("--capture", type=Path, required=True, help="capture folder (walked recursively) or file")
+    q.add_argument("--ground-truth", type=Path, required=True,
+                   help="ground-truth folder in SageMaker's layout (yyyy/mm/dd/hh/*.jsonl, walked recursively)")
+    q.add_argument("--constraints", type=Path, required=True,
+                   help="the model version's model_quality_constraints.json (written by evaluate.py)")
+    q.add_argument("--problem-type", required=True, choices=quality.PROBLEM_TYPES)
+    q.add_argument("--classes", type=quality.parse_classes, default=None,
+                   help="the model's classes in its order (classification): comma-separated, or a JSON list "
+                   "when a class name holds a comma")
+    q.add_argument("--output", type=Path, required=True)
+    g = sub.add_parser("labels", help="write a labels file (CSV or JSON Lines of id, label) as SageMaker "
+                       "ground truth: <ground-truth>/yyyy/mm/dd/hh/<mm-ss-micro>-<uuid>.jsonl")
+    g.add_argument("--input", type=Path, required=True)
+    g.add_argument("--ground-truth", type=Path, required=True)
     args = p.parse_args(argv)
     try:
         if args.mode == "baseline":
             return run_baseline(args.input, args.spec, args.output)
+        if args.mode == "quality":
+            return quality.run_quality(args.capture, args.ground_truth, args.constraints, args.problem_type,
+                                       args.classes, args.output)
+        if args.mode == "labels":
+            return _write_labels(args.input, args.ground_truth)
         return run_analyze(args.baseline, args.capture, args.output)
+    except quality.QualityError as e:
+        print(f"monitor {args.mode}: error: {e}", file=sys.stderr)
+        return 2
     except (MonitorError, SpecError) as e:
         print(f"monitor {args.mode}: error: {e}", file=sys.stderr)
         return 2
+
+
+def _write_labels(source: Path, root: Path) -> int:
+    """0 when every row was written, 1 when some were not (each named), 2 when none was."""
+    if not source.is_file():
+        raise quality.QualityError(f"{source}: no such labels file")
+    try:
+        written, count, problems = quality.write_ground_truth(source, root)
+    except UnicodeDecodeError:
+        raise quality.QualityError(f"{source}: not UTF-8 text; a labels file is CSV or JSON Lines") from None
+    for problem in problems:
+        print(f"monitor labels: skipped {problem}", file=sys.stderr)
+    if written is None:
+        print(f"monitor labels: error: no usable label in {source} ({len(problems)} row(s) skipped)", file=sys.stderr)
+        return 2
+    print(f"monitor labels: {count} label(s) -> {written}" + (f"; {len(problems)} row(s) skipped" if problems else ""))
+    return 1 if problems else 0

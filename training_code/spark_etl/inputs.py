@@ -13,8 +13,12 @@ Glue) through Hadoop's FileSystem, which Spark already has (see `HadoopFiles` in
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import os
+import shutil
+import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from common.dataset_spec import DatasetSpec, SpecError
+from spark_etl.ledger import BATCH, RawObject
 
 RawFormat = Literal["csv", "json"]
 PARTITION = "ingestion_date"  # the partition column the ETL adds to the curated and quarantine zones
@@ -67,6 +72,52 @@ class LocalFiles:
         with open(path, "rb") as f:
             return f.read(nbytes)
 
+    def list_objects(self, path: str) -> list[RawObject]:
+        """Every raw file with its SHA-256 (see spark_etl/ledger.py for why a digest, locally)."""
+        root = Path(path.removeprefix("file://"))
+        out = []
+        for name, size in self.list_files(path):
+            f = Path(name)
+            key = f.name if root.is_file() else f.relative_to(root).as_posix()
+            out.append(RawObject(key, size, "sha256", _sha256(f), url=name))
+        return out
+
+    # -- the Store of spark_etl/ledger.py (ledger entries, reports, batch folders) --
+    def list_names(self, folder: str) -> list[str]:
+        p = Path(folder.removeprefix("file://"))
+        return sorted(f.name for f in p.iterdir() if f.is_file()) if p.is_dir() else []
+
+    def read_text(self, path: str) -> str:
+        return Path(path.removeprefix("file://")).read_text()
+
+    def write_text(self, path: str, text: str) -> None:
+        """Written whole or not at all (a temporary file renamed into place): a reader never sees half."""
+        target = Path(path.removeprefix("file://"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        Path(tmp).replace(target)
+
+    def delete_matching(self, pattern: str) -> list[str]:
+        parts = Path(pattern.removeprefix("file://")).parts
+        fixed = next((i for i, part in enumerate(parts) if "*" in part), len(parts) - 1)
+        anchor = Path(*parts[:fixed])
+        found = sorted(anchor.glob(str(Path(*parts[fixed:])))) if anchor.is_dir() else []
+        for p in found:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+            if p.parent != anchor and not any(p.parent.iterdir()):
+                p.parent.rmdir()  # a date folder left empty (object stores have no empty folders)
+        return [str(p) for p in found]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
 
 def is_hidden(parts_below_root: Sequence[str]) -> bool:
     """Spark skips files and folders whose name starts with `_` or `.` (`_SUCCESS`, `.x.crc`)."""
@@ -99,9 +150,11 @@ class RawInput:
         return out
 
 
-def discover(raw_path: str, spec: DatasetSpec, files: FileSource) -> RawInput:
-    """Check every raw file under `raw_path`; raise EtlInputError naming the first bad one."""
-    listed = files.list_files(raw_path)
+def discover(raw_path: str, spec: DatasetSpec, files: FileSource,
+             objects: Sequence[RawObject] | None = None) -> RawInput:
+    """Check every raw file under `raw_path` (or only `objects`, this run's new ones: objects already
+    processed may be archived, so they are never read); raise EtlInputError naming the first bad one."""
+    listed = files.list_files(raw_path) if objects is None else [(o.url, o.size) for o in objects]
     if not listed:
         raise EtlInputError(f"{raw_path}: no raw files found (the path is missing or the folder is empty)")
     skipped = [path for path, size in listed if size == 0]
@@ -238,7 +291,9 @@ def check_spec(spec: DatasetSpec) -> None:
     for c in spec.columns:
         if (c.min is not None or c.max is not None) and c.type not in ("numeric", "integer"):
             raise SpecError(f"columns[{c.name}]: min/max apply to numeric and integer columns, not {c.type}")
-        if c.name.startswith("_") or c.name == PARTITION:
-            raise SpecError(f"columns[{c.name}]: names starting with '_' and {PARTITION!r} are reserved by the ETL")
+        if c.name.startswith("_") or c.name in (PARTITION, BATCH):
+            raise SpecError(
+                f"columns[{c.name}]: names starting with '_', {PARTITION!r} and {BATCH!r} are reserved by the ETL"
+            )
         if "`" in c.name:
             raise SpecError(f"columns[{c.name}]: a column name cannot contain '`'")

@@ -11,22 +11,29 @@ through `--extra-files` (so `--spec_path churn.json`) and the modules etl.py imp
 with its dataset_spec.py) through `--extra-py-files`.
 
 What a run does:
-1. checks every raw file (format, header) and fails with a clear error, exit code 2, before writing;
+0. lists the raw objects and reads the ledger under `<curated>/_ledger/` (spark_etl/ledger.py): only
+   raw objects the ledger does not hold are this run's batch; none: nothing is written, the report
+   says "0 new raw objects" and the exit code is 0;
+1. checks every new raw file (format, header) and fails with a clear error, exit code 2, before writing;
 2. reads every column as a string and removes exact duplicate rows;
 3. casts each column to its declared type; a row that cannot be cast, misses a required value or
    breaks a rule goes to the quarantine zone with its raw values, `_quarantine_reason` and
    `_source_file` (see spark_etl/rules.py for the rules);
-4. keeps the latest row per dedup key (the spec's `key` and `timestamp_column`);
-5. writes snappy Parquet partitioned by `ingestion_date` to the curated and quarantine zones,
-   replacing only the partition of this run's date, so a re-run does not duplicate data;
-6. writes `etl_report.json` (rows_in = rows_curated + rows_quarantined + duplicates removed) and
-   prints the same as one summary line.
+4. keeps the latest row per dedup key (the spec's `key` and `timestamp_column`) within the batch
+   (across batches the reader does: tabular/preprocess.py keeps the latest row per key);
+5. writes snappy Parquet to `<zone>/ingestion_date=<D>/batch=<batch id>/` of the curated and
+   quarantine zones, replacing that one folder only (and the same batch under any other date);
+6. writes `etl_report.json` (rows_in = rows_curated + rows_quarantined + duplicates removed) for the
+   batch under `<report>/ingestion_date=<D>/batch=<id>/`, then the ledger entry, then (S3) tags each
+   processed raw object `mlops:processed=true`, then `<report>/etl_report.json` (the latest run), and
+   prints one summary line.
 
-Idempotence comes from the partition overwrite, on Glue as locally. The job calls job.init and
-job.commit, but reads with Spark's own reader rather than a DynamicFrame: a DynamicFrame infers a type
-per value (`007` would become 7) and this job must keep raw text for the quarantine. Glue bookmarks
-only track DynamicFrame sources, so they do not filter this job's input: each run reads the
-`--raw_path` it is given (point it at one landing batch for incremental loads).
+Idempotence comes from the batch id, a digest of the batch's raw objects: a run that dies before its
+ledger entry is written leaves the same objects new, and the re-run rewrites the same batch folders.
+The ledger, not Glue's job bookmarks, is what makes the job incremental: the job calls job.init and
+job.commit, but reads with Spark's own reader rather than a DynamicFrame (a DynamicFrame infers a
+type per value, `007` would become 7, and this job must keep raw text for the quarantine), and
+bookmarks only track DynamicFrame sources.
 """
 
 from __future__ import annotations
@@ -38,12 +45,12 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -64,6 +71,8 @@ from spark_etl.inputs import (
     is_hidden,
     unknown_columns,
 )
+from spark_etl.ledger import BATCH, Entry, Ledger, RawObject, Store, batch_id, new_objects, remove_batch
+from spark_etl.s3_objects import S3Objects, is_s3
 
 ARGUMENTS = ("JOB_NAME", "raw_path", "curated_path", "quarantine_path", "report_path", "spec_path")
 OPTIONAL_ARGUMENTS = ("ingestion_date",)
@@ -242,21 +251,54 @@ class HadoopFiles:
         p = self._jvm.org.apache.hadoop.fs.Path(path)
         return p.getFileSystem(self._conf), p
 
-    def list_files(self, path: str) -> list[tuple[str, int]]:
+    def _status(self, path: str) -> list[tuple[str, str, int, int]]:
+        """(url, path relative to `path`, size, modification time in ms) of every file, hidden ones out."""
         fs, p = self._fs(path)
         if not fs.exists(p):
             return []
         status = fs.getFileStatus(p)
         if status.isFile():
-            return [(status.getPath().toString(), status.getLen())]
+            url = status.getPath().toString()
+            return [(url, url.rsplit("/", 1)[-1], status.getLen(), status.getModificationTime())]
         root = status.getPath().toString().rstrip("/")
         found, it = [], fs.listFiles(p, True)
         while it.hasNext():
             st = it.next()
             url = st.getPath().toString()
-            if not is_hidden(url[len(root):].strip("/").split("/")):
-                found.append((url, st.getLen()))
+            relative = url[len(root):].strip("/")
+            if not is_hidden(relative.split("/")):
+                found.append((url, relative, st.getLen(), st.getModificationTime()))
         return sorted(found)
+
+    def list_files(self, path: str) -> list[tuple[str, int]]:
+        return [(url, size) for url, _, size, _ in self._status(path)]
+
+    def list_objects(self, path: str) -> list[RawObject]:
+        """Every file with its modification time as fingerprint (file systems other than S3 and local)."""
+        return [RawObject(key, size, "mtime", str(mtime), url=url) for url, key, size, mtime in self._status(path)]
+
+    def list_names(self, folder: str) -> list[str]:
+        fs, p = self._fs(folder)
+        if not fs.exists(p):
+            return []
+        return sorted(st.getPath().getName() for st in fs.listStatus(p) if st.isFile())
+
+    def read_text(self, path: str) -> str:
+        fs, p = self._fs(path)
+        stream = fs.open(p)
+        try:
+            return bytes(stream.readAllBytes()).decode()
+        finally:
+            stream.close()
+
+    def delete_matching(self, pattern: str) -> list[str]:
+        fs, p = self._fs(pattern)
+        found = fs.globStatus(p) or []
+        removed = []
+        for st in found:
+            fs.delete(st.getPath(), True)
+            removed.append(st.getPath().toString())
+        return sorted(removed)
 
     def head(self, path: str, nbytes: int) -> bytes:
         fs, p = self._fs(path)
@@ -356,30 +398,32 @@ def count_rows(marked: DataFrame, spec: DatasetSpec) -> Counts:
     )
 
 
-def write_partition(df: DataFrame, base: str, day: date, rows: int, files: HadoopFiles) -> str:
-    """Replace this run's date partition under `base` (and only it) with `df`."""
-    target = f"{base.rstrip('/')}/{PARTITION}={day.isoformat()}"
-    if rows == 0:
-        # Nothing to write would leave an earlier run's rows for this date in place.
-        files.delete(target)
-        return target
-    # One file for a small run instead of one per shuffle partition; a big run still writes in parallel.
-    (
-        df.coalesce(max(1, -(-rows // ROWS_PER_FILE)))
-        .write.mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
-        .option("compression", "snappy")
-        .partitionBy(PARTITION)
-        .parquet(base)
-    )
+def batch_folder(base: str, day: date, batch: str) -> str:
+    return f"{base.rstrip('/')}/{PARTITION}={day.isoformat()}/{BATCH}={batch}"
+
+
+def write_batch(df: DataFrame, target: str, rows: int) -> str:
+    """Replace the folder `target` (one batch of one zone, and only it) with `df`; no rows, no folder
+    (the caller has removed the batch's earlier attempt)."""
+    if rows:
+        # One file for a small run instead of one per shuffle partition; a big run still writes in parallel.
+        df.coalesce(max(1, -(-rows // ROWS_PER_FILE))).write.mode("overwrite").option(
+            "compression", "snappy"
+        ).parquet(target)
     return target
 
 
-def run(spark: SparkSession, raw: RawInput, spec: DatasetSpec, args: EtlArgs) -> dict[str, Any]:
-    """The transformation and its writes; returns the run report."""
+def run(spark: SparkSession, raw: RawInput, spec: DatasetSpec, args: EtlArgs, batch: str | None = None,
+        store: Store | None = None) -> dict[str, Any]:
+    """The transformation of one batch and its writes to the curated and quarantine zones; returns the
+    batch's report (written by the caller). `batch` defaults to a digest of the files' paths and sizes."""
     started = time.perf_counter()
-    files = HadoopFiles(spark)
-    _log(f"reading {len(raw.files)} {raw.format.upper()} file(s) from {raw.path}")
+    store = store or (LocalFiles() if is_local(args.curated_path) else HadoopFiles(spark))
+    batch = batch or batch_id(RawObject(f.path, 0, "mtime", "") for f in raw.files)
+    for base in (args.curated_path, args.quarantine_path):
+        for gone in remove_batch(store, base, PARTITION, batch):
+            _log(f"removed {gone}: an earlier attempt at this batch")
+    _log(f"batch {batch}: reading {len(raw.files)} {raw.format.upper()} file(s) from {raw.path}")
     for note in _input_notes(raw, spec):
         _log(note)
     checked = rules.with_rules(exact_distinct(read_raw(spark, raw, spec), spec), spec)
@@ -387,20 +431,19 @@ def run(spark: SparkSession, raw: RawInput, spec: DatasetSpec, args: EtlArgs) ->
     marked = rules.mark_kept(checked, spec).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = count_rows(marked, spec)
-        day = sf.lit(args.ingestion_date.isoformat()).cast("date").alias(PARTITION)
         _log(f"checked {counts.rows_in} rows; writing {counts.curated} curated, {counts.quarantined} quarantined")
-        curated = marked.where(rules.col(rules.KEEP)).select(*rules.curated_columns(spec), day)
-        quarantine = marked.where(~rules.is_valid()).select(*rules.quarantine_columns(spec), day)
-        curated_to = write_partition(curated, args.curated_path, args.ingestion_date, counts.curated, files)
-        quarantine_to = write_partition(
-            quarantine, args.quarantine_path, args.ingestion_date, counts.quarantined, files
-        )
+        curated = marked.where(rules.col(rules.KEEP)).select(*rules.curated_columns(spec))
+        quarantine = marked.where(~rules.is_valid()).select(*rules.quarantine_columns(spec))
+        day = args.ingestion_date
+        curated_to = write_batch(curated, batch_folder(args.curated_path, day, batch), counts.curated)
+        quarantine_to = write_batch(quarantine, batch_folder(args.quarantine_path, day, batch), counts.quarantined)
     finally:
         marked.unpersist()
     report = {
         "job_name": args.job_name,
         "dataset": spec.name,
         "ingestion_date": args.ingestion_date.isoformat(),
+        "batch": batch,
         "raw_path": raw.path,
         "raw_format": raw.format,
         "raw_files": len(raw.files),
@@ -412,11 +455,10 @@ def run(spark: SparkSession, raw: RawInput, spec: DatasetSpec, args: EtlArgs) ->
         "rows_quarantined_by_reason": counts.by_reason,
         "exact_duplicates_removed": counts.exact_duplicates,
         "key_duplicates_removed": counts.key_duplicates,
-        "curated_partition": curated_to,
-        "quarantine_partition": quarantine_to,
+        "curated_batch": curated_to if counts.curated else None,
+        "quarantine_batch": quarantine_to if counts.quarantined else None,
         "seconds": round(time.perf_counter() - started, 2),
     }
-    write_report(report, args.report_path, files)
     return report
 
 
@@ -432,29 +474,95 @@ def _input_notes(raw: RawInput, spec: DatasetSpec) -> list[str]:
     return notes
 
 
-def write_report(report: dict[str, Any], report_path: str, files: HadoopFiles) -> None:
-    text = json.dumps(report, indent=2) + "\n"
-    if is_local(report_path):
-        out = Path(report_path.removeprefix("file://"))
-        out.mkdir(parents=True, exist_ok=True)
-        (out / REPORT_NAME).write_text(text)
-    else:
-        files.write_text(f"{report_path.rstrip('/')}/{REPORT_NAME}", text)
+def write_report(report: dict[str, Any], folder: str, store: Store) -> None:
+    store.write_text(f"{folder.rstrip('/')}/{REPORT_NAME}", json.dumps(report, indent=2) + "\n")
 
 
 def summary_line(report: dict[str, Any]) -> str:
+    if not report["new_raw_objects"]:
+        return f"etl: {report['message']}: nothing written"
     reasons = ", ".join(f"{k}={v}" for k, v in report["rows_quarantined_by_reason"].items())
     return (
-        f"etl: rows_in={report['rows_in']} curated={report['rows_curated']} "
+        f"etl: {report['new_raw_objects']} new raw object(s) -> batch {report['batch']}: "
+        f"rows_in={report['rows_in']} curated={report['rows_curated']} "
         f"quarantined={report['rows_quarantined']}{f' ({reasons})' if reasons else ''} "
         f"exact_duplicates_removed={report['exact_duplicates_removed']} "
         f"key_duplicates_removed={report['key_duplicates_removed']} "
-        f"-> {report['curated_partition']} in {report['seconds']}s"
+        f"-> {report['curated_batch']} in {report['seconds']}s"
     )
 
 
 def _log(message: str) -> None:
     print(f"etl: {message}", flush=True)
+
+
+# -- the incremental run: ledger, batch, tags ------------------------------------------------------
+class RawSource(FileSource, Protocol):
+    """A FileSource that also lists each raw object's fingerprint for the ledger."""
+
+    def list_objects(self, path: str) -> list[RawObject]: ...
+
+
+class Tagger(Protocol):
+    def tag_processed(self, objects: Iterable[RawObject]) -> list[str]: ...
+
+
+Session = Callable[[], AbstractContextManager[SparkSession]]
+
+
+def process(args: EtlArgs, spec: DatasetSpec, source: RawSource, store: Store, tagger: Tagger | None,
+            session: Session) -> dict[str, Any]:
+    """One incremental run: the raw objects the ledger does not hold, as one batch (see the module doc)."""
+    ledger = Ledger(args.curated_path, store)
+    entries = ledger.entries()
+    listed = source.list_objects(args.raw_path)
+    if tagger is not None:
+        entries = [e if e.tagged else _tag(ledger, e, tagger, listed) for e in entries]
+    if not listed and not entries:
+        raise EtlInputError(f"{args.raw_path}: no raw files found (the path is missing or the folder is empty)")
+    new = new_objects(listed, entries)
+    base = {"job_name": args.job_name, "dataset": spec.name, "ingestion_date": args.ingestion_date.isoformat(),
+            "raw_path": args.raw_path, "new_raw_objects": len(new),
+            "raw_objects_processed_before": len(listed) - len(new), "batches_in_ledger": len(entries)}
+    if not new:
+        report: dict[str, Any] = {**base, "message": "0 new raw objects", "rows_in": 0, "rows_curated": 0,
+                                  "rows_quarantined": 0}
+        write_report(report, args.report_path, store)  # the latest run's report only: no batch, no ledger entry
+        return report
+    batch = batch_id(new)
+    _log(f"{len(new)} new raw object(s) of {len(listed)} (ledger: {len(entries)} batch(es)): batch {batch}")
+    day = args.ingestion_date
+    if any(o.size for o in new):
+        raw = discover(args.raw_path, spec, source, new)
+        with session() as spark:
+            report = {**base, **run(spark, raw, spec, args, batch=batch, store=store)}
+    else:  # only empty objects: recorded, so that they are not new again, with nothing to read
+        for folder in (args.curated_path, args.quarantine_path):
+            remove_batch(store, folder, PARTITION, batch)
+        report = {**base, "batch": batch, "message": f"{len(new)} new raw object(s), all empty",
+                  "empty_files_skipped": [o.url for o in new], "rows_in": 0, "rows_curated": 0,
+                  "rows_quarantined": 0, "rows_quarantined_by_reason": {}, "exact_duplicates_removed": 0,
+                  "key_duplicates_removed": 0, "curated_batch": None, "quarantine_batch": None, "seconds": 0}
+    remove_batch(store, args.report_path, PARTITION, batch)
+    write_report(report, batch_folder(args.report_path, day, batch), store)
+    # The ledger entry comes last: until it exists the batch is not processed, and the next run redoes it.
+    entry = Entry(batch, day.isoformat(), tuple(new), int(report["rows_curated"]), int(report["rows_quarantined"]))
+    ledger.write(entry)
+    if tagger is not None:
+        _tag(ledger, entry, tagger, new)
+    write_report(report, args.report_path, store)
+    return report
+
+
+def _tag(ledger: Ledger, entry: Entry, tagger: Tagger, listed: Sequence[RawObject]) -> Entry:
+    """Tag a processed batch's raw objects (the lifecycle may archive them now), then say so in its
+    entry; a run that died in between leaves `tagged` false, and the next run tags them again.
+    The objects are taken from this run's listing (the ledger records keys, not URLs): one deleted
+    since has nothing left to tag."""
+    mine = {o.identity for o in entry.objects}
+    tagged = tagger.tag_processed([o for o in listed if o.identity in mine])
+    _log(f"tagged {len(tagged)} raw object(s) of batch {entry.batch} as processed")
+    return ledger.mark_tagged(entry)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -465,12 +573,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_paths(args)
         spec = load_spec(args.spec_path)
         check_spec(spec)
-        source: FileSource | None = LocalFiles() if is_local(args.raw_path) else None
-        # Local input is checked before Spark starts: a bad file fails in a fraction of a second.
-        raw = discover(args.raw_path, spec, source) if source else None
-        with job_session(args, glue) as spark:
-            raw = raw or discover(args.raw_path, spec, HadoopFiles(spark))
-            report = run(spark, raw, spec, args)
+        paths = (args.raw_path, args.curated_path, args.quarantine_path, args.report_path)
+        if all(is_local(p) for p in paths):
+            # The ledger, the listing and the check of every new file come before Spark starts: a bad
+            # file fails, and a run with nothing new ends, in a fraction of a second.
+            local = LocalFiles()
+            report = process(args, spec, local, local, None, lambda: job_session(args, glue))
+        else:
+            with job_session(args, glue) as spark:
+                hadoop = HadoopFiles(spark)
+                s3 = S3Objects() if is_s3(args.raw_path) else None
+                report = process(args, spec, s3 or hadoop, hadoop, s3, lambda: nullcontext(spark))
     except (EtlInputError, SpecError) as e:
         print(f"etl: error: {e}", file=sys.stderr)
         return 2

@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.dataset as ds
 
-# Columns the ETL adds for its own bookkeeping; they describe the load, not the customer.
-ETL_COLUMNS = ("ingestion_date",)
+# Columns the ETL adds for its own bookkeeping (its folder levels <curated>/ingestion_date=<D>/batch=<id>/,
+# read back as hive partitions); they describe the load, not the customer.
+ETL_COLUMNS = ("ingestion_date", "batch")
 
 
 class InputDataError(ValueError):

@@ -59,3 +59,17 @@ def bootstrap_std(problem_type: str, y: np.ndarray, scores: np.ndarray, resample
         for k, v in compute_metrics(problem_type, y[idx], scores[idx]).items():
             samples.setdefault(k, []).append(v)
     return {k: float(np.nanstd(v)) for k, v in samples.items()}
+
+
+def naive_scores(problem_type: str, y_train: np.ndarray, n: int, n_classes: int) -> tuple[str, np.ndarray]:
+    """(name, scores for n rows) of the naive model fitted on the train labels: the features ignored.
+
+    Regression: the train mean for every row (r2 about 0 on the test rows). Classification: the
+    train class prior as every row's probabilities, so its argmax is the majority class and the
+    ranking metrics are those of no ranking at all (AUC 0.5).
+    """
+    if problem_type == "regression":
+        return "mean", np.full(n, float(np.mean(y_train)) if len(y_train) else 0.0)
+    counts = np.bincount(y_train.astype(np.int64), minlength=n_classes).astype(np.float64)
+    prior = counts / counts.sum() if counts.sum() else np.full(n_classes, 1.0 / n_classes)
+    return "class prior", np.tile(prior, (n, 1))

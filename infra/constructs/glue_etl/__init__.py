@@ -4,8 +4,10 @@ Start: one Glue workflow whose start trigger is an EventBridge (EVENT) trigger. 
 rules feed it: "Object Created" in the raw bucket and the ETL schedule. Glue batches the events
 (N objects or W seconds, whichever first), so a burst of uploads makes one run, not one per file;
 the schedule goes through the same door, so there is one path to reason about and no Lambda or
-Step Functions in between. After a successful run the workflow runs the crawler over the curated
-zone, which keeps the Glue database's tables up to date.
+Step Functions in between. Each run processes only the raw objects its ledger (<curated>/_ledger/)
+does not hold, then tags them mlops:processed=true, which lets the raw lifecycle archive them.
+After a successful run the workflow runs the crawler over the curated zone, which keeps the Glue
+database's tables up to date.
 
     job.py        EtlJob: the job, its role, and its assets (script, modules zip, spec)
     crawler.py    CuratedCrawler: the crawler over the curated data set and its role

@@ -13,6 +13,9 @@ from infra.constructs.data_lake import DataLake, s3_uri
 from infra.constructs.glue_etl.logs import GLUE_LOGS, grant_glue_logs
 from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects
 
+# Glue globs, relative to the target: a top-level folder starting with `_`, a file starting with `_`.
+NOT_DATA = ("_*/**", "**/_*")
+
 
 class CuratedCrawler(Construct):
     """A Glue crawler over one data set's prefix of the curated zone, with its own role; the
@@ -61,7 +64,9 @@ class CuratedCrawler(Construct):
             database_name=lake.database_name,
             description=f"Tables of the curated {dataset} data",
             targets=glue.CfnCrawler.TargetsProperty(
-                s3_targets=[glue.CfnCrawler.S3TargetProperty(path=self.target_uri)]
+                # Paths starting with `_` are not data (the ETL's ledger, _ledger/<batch>.json, and
+                # Spark's _SUCCESS files), for the crawler as for every reader of the curated zone.
+                s3_targets=[glue.CfnCrawler.S3TargetProperty(path=self.target_uri, exclusions=list(NOT_DATA))]
             ),
             crawler_security_configuration=security_configuration.security_configuration_name,
             schema_change_policy=glue.CfnCrawler.SchemaChangePolicyProperty(

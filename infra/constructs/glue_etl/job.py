@@ -90,6 +90,14 @@ class EtlJob(Construct):
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
                              description="Glue ETL job: read raw, write curated/quarantine/report")
         lake.raw.grant_read(self.role)
+        # After its ledger entry (<curated>/_ledger/, below the curated grant) the job tags each raw
+        # object it processed mlops:processed=true, the version it read (VersionId, hence the Version
+        # actions), keeping the object's other tags (read with GetObject*Tagging, part of grant_read);
+        # the raw lifecycle archives tagged objects only.
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="TagProcessedRawObjects", actions=["s3:PutObjectTagging", "s3:PutObjectVersionTagging"],
+            resources=[lake.raw.arn_for_objects("*")],
+        ))
         lake.curated.grant_read_write(self.role, f"{dataset}/*")
         lake.quarantine.grant_read_write(self.role, f"{dataset}/*")
         lake.artifacts.grant_read_write(self.role, f"{ETL_REPORTS_PREFIX}{dataset}/*")
@@ -102,7 +110,8 @@ class EtlJob(Construct):
         ))
         acknowledge(
             self.role, "AwsSolutions-IAM5",
-            "The job reads every raw object and writes only under its data set's prefix of the curated and "
+            "The job reads raw objects and tags those it has processed (any key: raw data lands under any "
+            "prefix), and writes only under its data set's prefix of the curated and "
             "quarantine zones and of the ETL reports; Glue names its log groups per job under /aws-glue/jobs; "
             "CloudWatch metrics take no resource (bound to the Glue namespace).",
             findings=[*GRANT_ACTIONS, bucket_objects("Raw"),
@@ -145,8 +154,9 @@ class EtlJob(Construct):
                 "--quarantine_path": self.quarantine_uri,
                 "--report_path": self.report_uri,
                 "--spec_path": self.spec_name,
-                # etl.py calls job.init/job.commit; its re-runs are idempotent through the partition
-                # overwrite, and bookmarks record each run for any DynamicFrame source added later.
-                "--job-bookmark-option": "job-bookmark-enable",
+                # The ledger under --curated_path/_ledger/ makes the job incremental, not bookmarks: they
+                # track DynamicFrame sources only, and etl.py reads with Spark's reader (it keeps raw
+                # text for the quarantine). Enabled, they would filter nothing and suggest otherwise.
+                "--job-bookmark-option": "job-bookmark-disable",
             },
         )

@@ -1,4 +1,5 @@
-"""The data-quality job definition: what Model Monitor runs against an hour of captured traffic."""
+"""The data-quality job definition: what Model Monitor runs against an hour of captured traffic,
+and the role Model Monitor's jobs run as (data and model quality alike)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from infra.constructs.data_lake import (
-    BASELINE_PREFIX,
     CAPTURE_PREFIX,
+    PIPELINES_PREFIX,
     REPORTS_PREFIX,
     grant_volume_encryption,
     s3_uri,
@@ -23,15 +24,21 @@ from infra.constructs.network import grant_vpc_access
 from infra.nag import GRANT_ACTIONS, acknowledge, bucket_objects
 
 METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+# Where labels that arrive later are uploaded, per endpoint: groundtruth/<endpoint>/yyyy/mm/dd/hh/*.jsonl
+# (Model Monitor's ground-truth layout), for the model-quality job.
+GROUND_TRUTH_PREFIX = "groundtruth/"
+MODEL_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 
 _DQ = sagemaker.CfnDataQualityJobDefinition
 
 
 class DataQualityJob(Construct):
     """Model Monitor's analyzer, network-isolated in the VPC, comparing the endpoint's captured
-    traffic with the pipeline's baseline (statistics.json, constraints.json) and writing its reports
-    and drift metrics; with its own role. The job definition is the `Default` child (its logical id
-    is the one from before the split)."""
+    traffic with the serving version's own baseline (its statistics.json and constraints.json, which
+    the pipeline wrote under pipelines/<pipeline>/<execution>/ and the model package names in its
+    DriftCheckBaselines) and writing its reports and drift metrics; with the role Model Monitor's
+    jobs run as. The job definition is the `Default` child (its logical id is the one from before
+    the split)."""
 
     def __init__(
         self,
@@ -40,6 +47,9 @@ class DataQualityJob(Construct):
         *,
         endpoint: sagemaker.CfnEndpoint,
         endpoint_name: str,
+        baseline_statistics_uri: str,
+        baseline_constraints_uri: str,
+        pipeline_name: str,
         instance_type: str,
         key: kms.IKey,
         artifacts: s3.IBucket,
@@ -48,7 +58,8 @@ class DataQualityJob(Construct):
         security_group: ec2.ISecurityGroup,
     ) -> None:
         super().__init__(scope, id_)
-        self.baseline_uri = s3_uri(artifacts, BASELINE_PREFIX)
+        # Where the pipeline's steps write (baselines and model-quality constraints among them).
+        self.pipeline_outputs = f"{PIPELINES_PREFIX}{pipeline_name}/"
         self.reports_uri = s3_uri(artifacts, REPORTS_PREFIX)
 
         # The analyzer image's registry account depends on the region: resolved at deploy time.
@@ -58,9 +69,10 @@ class DataQualityJob(Construct):
                                       Aws.URL_SUFFIX, f"/{ANALYZER_REPOSITORY}"])
 
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                             description="Model Monitor jobs: read capture and baseline, write reports")
+                             description="Model Monitor jobs: read capture, baselines, ground truth; write reports")
         artifacts.grant_read(self.role, f"{CAPTURE_PREFIX}*")
-        artifacts.grant_read(self.role, f"{BASELINE_PREFIX}*")
+        artifacts.grant_read(self.role, f"{self.pipeline_outputs}*")
+        artifacts.grant_read(self.role, f"{GROUND_TRUTH_PREFIX}*")  # the model-quality job's labels
         artifacts.grant_read_write(self.role, f"{REPORTS_PREFIX}*")
         key.grant_encrypt_decrypt(self.role)
         grant_volume_encryption(key, self.role)  # the cluster's VolumeKmsKeyId
@@ -75,17 +87,18 @@ class DataQualityJob(Construct):
         ))
         self.role.add_to_policy(iam.PolicyStatement(
             sid="DriftMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
-            conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+            conditions={"StringEquals": {"cloudwatch:namespace": [METRICS_NAMESPACE, MODEL_METRICS_NAMESPACE]}},
         ))
         grant_vpc_access(self.role, vpc)
         acknowledge(
             self.role, "AwsSolutions-IAM5",
-            "Reads the capture and baseline prefixes and writes the reports prefix of the artefacts bucket "
-            "(object keys are per hour); CloudWatch metrics are bound to Model Monitor's namespace and "
-            "network interfaces to this VPC, neither takes a narrower resource, nor does the ECR login.",
+            "Reads the capture prefix, the pipeline's outputs (each version's baselines live under its own "
+            "execution id) and the ground-truth prefix, and writes the reports prefix of the artefacts "
+            "bucket (object keys are per hour); CloudWatch metrics are bound to Model Monitor's namespaces "
+            "and network interfaces to this VPC, neither takes a narrower resource, nor does the ECR login.",
             findings=[*GRANT_ACTIONS, r"Resource::\*",
                       *(bucket_objects("Artifacts", prefix=p)
-                        for p in (CAPTURE_PREFIX, BASELINE_PREFIX, REPORTS_PREFIX)),
+                        for p in (CAPTURE_PREFIX, self.pipeline_outputs, REPORTS_PREFIX, GROUND_TRUTH_PREFIX)),
                       r"Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/\*"],
         )
 
@@ -99,8 +112,8 @@ class DataQualityJob(Construct):
                 environment={"publish_cloudwatch_metrics": "Enabled"},
             ),
             data_quality_baseline_config=_DQ.DataQualityBaselineConfigProperty(
-                constraints_resource=_DQ.ConstraintsResourceProperty(s3_uri=f"{self.baseline_uri}constraints.json"),
-                statistics_resource=_DQ.StatisticsResourceProperty(s3_uri=f"{self.baseline_uri}statistics.json"),
+                constraints_resource=_DQ.ConstraintsResourceProperty(s3_uri=baseline_constraints_uri),
+                statistics_resource=_DQ.StatisticsResourceProperty(s3_uri=baseline_statistics_uri),
             ),
             data_quality_job_input=_DQ.DataQualityJobInputProperty(
                 endpoint_input=_DQ.EndpointInputProperty(

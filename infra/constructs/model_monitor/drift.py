@@ -1,5 +1,6 @@
 """Drift -> retrain: one alarm per feature on Model Monitor's drift metrics, a composite alarm over
-them, and the EventBridge rule that starts the training pipeline when it fires."""
+them, and the EventBridge rule that runs the pipeline starter when it fires (the starter snapshots
+the curated data and starts the pipeline only when there is new data)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ from collections.abc import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.constructs.model_monitor.data_quality import METRICS_NAMESPACE
-from infra.constructs.rule_targets import start_pipeline_rule
 
 
 class DriftRetraining(Construct):
-    """`feature_baseline_drift_<feature>` above `threshold` on any feature -> ALARM -> a pipeline run.
+    """`feature_baseline_drift_<feature>` above `threshold` on any feature -> ALARM -> the starter.
 
     The composite alarm is the `Default` child: its logical id and its generated name (which the
     retrain rule matches on) are the ones from before the split.
@@ -29,14 +32,14 @@ class DriftRetraining(Construct):
         schedule_name: str,
         features: Sequence[str],
         threshold: float,
-        pipeline_arn: str,
+        starter: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, id_)
         dims = {"Endpoint": endpoint_name, "MonitoringSchedule": schedule_name}
         self.feature_alarms = [
             cloudwatch.Alarm(
                 self, f"Feature{i:02d}",
-                alarm_description=f"{endpoint_name}: feature {feature!r} drifted from the training baseline",
+                alarm_description=f"{endpoint_name}: feature {feature!r} drifted from the serving version's baseline",
                 metric=cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=f"feature_baseline_drift_{feature}",
                                          dimensions_map=dims, statistic="Maximum", period=Duration.hours(1)),
                 threshold=threshold,
@@ -48,12 +51,15 @@ class DriftRetraining(Construct):
         ]
         self.alarm = cloudwatch.CompositeAlarm(
             self, "Default",
-            alarm_description=f"{endpoint_name}: live data drifted from the training baseline; starts retraining",
+            alarm_description=f"{endpoint_name}: live data drifted from the serving version's baseline; "
+                              "starts retraining",
             alarm_rule=cloudwatch.AlarmRule.any_of(*self.feature_alarms),
         )
-        self.retrain_rule = start_pipeline_rule(
-            self, "Retrain", pipeline_arn=pipeline_arn,
+        self.retrain_rule = events.Rule(
+            self, "Retrain",
             description="Data drift alarm: retrain on fresh data",
-            event_pattern={"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"],
-                           "resources": [self.alarm.alarm_arn], "detail": {"state": {"value": ["ALARM"]}}},
+            event_pattern=events.EventPattern(
+                source=["aws.cloudwatch"], detail_type=["CloudWatch Alarm State Change"],
+                resources=[self.alarm.alarm_arn], detail={"state": {"value": ["ALARM"]}}),
+            targets=[targets.LambdaFunction(starter, retry_attempts=3)],
         )

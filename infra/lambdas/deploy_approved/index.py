@@ -1,64 +1,102 @@
-"""Deploy a model package to the endpoint when it is approved in the Model Registry.
+"""Deploy a model version when it is approved in the Model Registry: through CloudFormation.
 
 Runs as a Lambda function on EventBridge's "SageMaker Model Package State Change" events. For an
-approved version of the watched group it creates a model and an endpoint config that copies the
-current one (variants, data capture, KMS key) with only the model swapped, then updates the
-endpoint with a blue/green canary deployment that rolls back on the given CloudWatch alarms.
-Before the first endpoint exists it only logs the command that creates it.
+approved version of the watched group it reads the version (DescribeModelPackage: its
+DriftCheckBaselines, ModelMetrics and problem type) and calls UpdateStack on the serving stack with
+the previous template and the version as the stack's parameters; every other parameter keeps its
+value. CloudFormation then replaces the model and endpoint config and updates the endpoint
+blue/green with its rollback alarms, and the monitors switch to the version's own baselines.
+Nothing here touches the endpoint: CloudFormation owns it, so a later `cdk deploy` (which keeps
+the previous parameter values) cannot put an older model back.
+
+- the stack already serves that version: "unchanged", no call;
+- CloudFormation answers "No updates are to be performed": "unchanged";
+- the stack is busy (an update in progress): wait for it within the function's time, then raise,
+  so that Lambda retries the event later (and finally sends it to the dead-letter queue);
+- a version without a data-quality baseline in its DriftCheckBaselines: "refused", with the reason
+  (a version must carry its own baseline; the monitors would compare traffic with another model).
+
+No RoleARN is passed: UpdateStack uses the role the stack was deployed with (CDK's CloudFormation
+execution role), which needs no iam:PassRole from this function.
 
 Configuration comes from the environment (set by infra/constructs/serving.py):
-    ENDPOINT_NAME, MODEL_PACKAGE_GROUP, MODEL_ROLE_ARN, ROLLBACK_ALARMS (comma-separated),
-    CANARY_PERCENT, CANARY_WAIT_S, SUBNET_IDS and SECURITY_GROUP_IDS (comma-separated, optional).
+    SERVING_STACK_NAME, MODEL_PACKAGE_GROUP.
 Only the standard library and boto3 (in the Lambda runtime) are used.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 
-MAX_NAME = 63  # SageMaker model and endpoint-config names
+LOG = logging.getLogger()
+LOG.setLevel(logging.INFO)
+
+# The serving stack's parameters (infra/constructs/serving.py; a test keeps both lists equal).
+MODEL_PACKAGE_ARN = "ModelPackageArn"
+BASELINE_STATISTICS_URI = "BaselineStatisticsUri"
+BASELINE_CONSTRAINTS_URI = "BaselineConstraintsUri"
+MODEL_QUALITY_CONSTRAINTS_URI = "ModelQualityConstraintsUri"
+PROBLEM_TYPE = "ProblemType"
+PARAMETERS = (MODEL_PACKAGE_ARN, BASELINE_STATISTICS_URI, BASELINE_CONSTRAINTS_URI, MODEL_QUALITY_CONSTRAINTS_URI,
+              PROBLEM_TYPE)
+
+# The registry's problem types (CustomerMetadataProperties problem_type) as Model Monitor names them.
+PROBLEM_TYPES = {"binary": "BinaryClassification", "multiclass": "MulticlassClassification",
+                 "regression": "Regression"}
+# A package registered without a problem type has its workload's default (pipelines/definition/workloads.py).
+WORKLOAD_DEFAULT_PROBLEM = {"tabular": "binary", "image": "multiclass"}
+NO_UPDATES = "No updates are to be performed"
+POLL_S = 20
+MARGIN_S = 60  # time left in the invocation under which it stops waiting and raises
+
+
+class StackBusy(RuntimeError):
+    """The serving stack is being updated: raised so that Lambda retries the event later."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    endpoint_name: str
+    stack_name: str
     model_package_group: str
-    model_role_arn: str
-    rollback_alarms: tuple[str, ...]
-    canary_percent: int
-    canary_wait_s: int
-    subnet_ids: tuple[str, ...] = ()
-    security_group_ids: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = dict(os.environ if env is None else env)
-
-        def items(name: str) -> tuple[str, ...]:
-            return tuple(x for x in e.get(name, "").split(",") if x)
-
         try:
-            return cls(
-                endpoint_name=e["ENDPOINT_NAME"],
-                model_package_group=e["MODEL_PACKAGE_GROUP"],
-                model_role_arn=e["MODEL_ROLE_ARN"],
-                rollback_alarms=items("ROLLBACK_ALARMS"),
-                canary_percent=int(e.get("CANARY_PERCENT", "20")),
-                canary_wait_s=int(e.get("CANARY_WAIT_S", "300")),
-                subnet_ids=items("SUBNET_IDS"),
-                security_group_ids=items("SECURITY_GROUP_IDS"),
-            )
+            return cls(stack_name=e["SERVING_STACK_NAME"], model_package_group=e["MODEL_PACKAGE_GROUP"])
         except KeyError as missing:
             raise RuntimeError(f"environment variable {missing} is not set") from None
 
 
-def handler(event: dict[str, Any], context: Any = None, *, sagemaker: Any = None,
-            settings: Settings | None = None) -> dict[str, str]:
+@dataclass(frozen=True)
+class Version:
+    """What the serving stack needs of a model version: the stack's parameter values."""
+
+    arn: str
+    statistics_uri: str
+    constraints_uri: str
+    model_quality_constraints_uri: str
+    problem_type: str
+
+    def parameters(self) -> dict[str, str]:
+        return {MODEL_PACKAGE_ARN: self.arn, BASELINE_STATISTICS_URI: self.statistics_uri,
+                BASELINE_CONSTRAINTS_URI: self.constraints_uri,
+                MODEL_QUALITY_CONSTRAINTS_URI: self.model_quality_constraints_uri, PROBLEM_TYPE: self.problem_type}
+
+
+class Refused(ValueError):
+    """The version cannot be deployed as it is; the message says why."""
+
+
+def handler(event: dict[str, Any], context: Any = None, *, sagemaker: Any = None, cloudformation: Any = None,
+            settings: Settings | None = None, sleep: Callable[[float], None] = time.sleep) -> dict[str, str]:
     s = settings or Settings.from_env()
     detail = event.get("detail", {})
     arn = detail.get("ModelPackageArn", "")
@@ -67,77 +105,88 @@ def handler(event: dict[str, Any], context: Any = None, *, sagemaker: Any = None
     if detail.get("ModelApprovalStatus") != "Approved":
         return {"status": "ignored", "reason": f"{arn} is {detail.get('ModelApprovalStatus')}"}
     sm = sagemaker or boto3.client("sagemaker")
-    return deploy(sm, s, arn)
+    cfn = cloudformation or boto3.client("cloudformation")
 
+    def time_left_s() -> float:
+        return context.get_remaining_time_in_millis() / 1000 if context is not None else 0.0
 
-def deploy(sm: Any, s: Settings, package_arn: str) -> dict[str, str]:
     try:
-        endpoint = sm.describe_endpoint(EndpointName=s.endpoint_name)
-    except sm.exceptions.ClientError as e:
-        if "Could not find endpoint" not in str(e):
-            raise
-        # The serving stack creates the endpoint (with capture, scaling, monitor): say how.
-        reason = (f"endpoint {s.endpoint_name} does not exist yet: deploy the serving stack with "
-                  f"-c modelPackageArn={package_arn}")
-        print(reason)
-        return {"status": "no-endpoint", "reason": reason}
-    if endpoint["EndpointStatus"] != "InService":
-        # Raising makes Lambda retry the event later (asynchronous invocation retries).
-        raise RuntimeError(f"endpoint {s.endpoint_name} is {endpoint['EndpointStatus']}; retry later")
-    current = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-    serving = {_package_of(sm.describe_model(ModelName=v["ModelName"])) for v in current["ProductionVariants"]}
-    if serving == {package_arn}:
-        return {"status": "unchanged", "reason": f"{s.endpoint_name} already serves {package_arn}"}
-
-    version = package_arn.rsplit("/", 1)[-1]
-    name = _name(s.endpoint_name, f"v{version}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}")
-    model: dict[str, Any] = {
-        "ModelName": name,
-        "ExecutionRoleArn": s.model_role_arn,
-        "Containers": [{"ModelPackageName": package_arn}],
-    }
-    if s.subnet_ids:
-        model["VpcConfig"] = {"Subnets": list(s.subnet_ids), "SecurityGroupIds": list(s.security_group_ids)}
-    sm.create_model(**model)
-
-    config: dict[str, Any] = {
-        "EndpointConfigName": name,
-        "ProductionVariants": [{**v, "ModelName": name} for v in current["ProductionVariants"]],
-    }
-    for key in ("DataCaptureConfig", "KmsKeyId"):
-        if key in current:
-            config[key] = current[key]
-    sm.create_endpoint_config(**config)
-
-    sm.update_endpoint(
-        EndpointName=s.endpoint_name,
-        EndpointConfigName=name,
-        DeploymentConfig=deployment_config(s),
-    )
-    return {"status": "updating", "endpoint_config": name, "model_package": package_arn}
+        version = read_version(sm, arn)
+    except Refused as e:
+        LOG.error("not deploying %s: %s", arn, e)
+        return {"status": "refused", "reason": str(e)}
+    result = deploy(cfn, s.stack_name, version, time_left_s=time_left_s, sleep=sleep)
+    LOG.info("%s", result)
+    return result
 
 
-def deployment_config(s: Settings) -> dict[str, Any]:
-    """Blue/green with a canary: the same policy as the endpoint's in the serving stack."""
-    policy: dict[str, Any] = {
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {
-                "Type": "CANARY",
-                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": s.canary_percent},
-                "WaitIntervalInSeconds": s.canary_wait_s,
-            },
-            "TerminationWaitInSeconds": s.canary_wait_s,
-        }
-    }
-    if s.rollback_alarms:
-        policy["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in s.rollback_alarms]}
-    return policy
+def read_version(sm: Any, arn: str) -> Version:
+    """The version's parameter values, from the registry. Raises Refused without a data-quality baseline."""
+    package = sm.describe_model_package(ModelPackageName=arn)
+    if package.get("ModelApprovalStatus") != "Approved":  # approved, then changed again before we ran
+        raise Refused(f"{arn} is {package.get('ModelApprovalStatus')}, no longer Approved")
+    drift = package.get("DriftCheckBaselines") or {}
+    data_quality = drift.get("ModelDataQuality") or {}
+    statistics = (data_quality.get("Statistics") or {}).get("S3Uri", "")
+    constraints = (data_quality.get("Constraints") or {}).get("S3Uri", "")
+    if not (statistics and constraints):
+        raise Refused(f"{arn} carries no data-quality baseline (DriftCheckBaselines.ModelDataQuality statistics "
+                      "and constraints): a version must carry its own baseline, or the monitor would compare "
+                      "live traffic with another model's; register it again with the pipeline's baseline step")
+    quality = ((drift.get("ModelQuality") or {}).get("Constraints") or {}).get("S3Uri", "") or (
+        ((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Constraints") or {}).get("S3Uri", "")
+    metadata = package.get("CustomerMetadataProperties") or {}
+    problem = metadata.get("problem_type") or WORKLOAD_DEFAULT_PROBLEM.get(metadata.get("workload", ""), "")
+    if problem not in PROBLEM_TYPES:
+        raise Refused(f"{arn}: problem type {problem!r} (CustomerMetadataProperties problem_type) is not one of "
+                      f"{', '.join(PROBLEM_TYPES)}")
+    return Version(arn, statistics, constraints, quality, PROBLEM_TYPES[problem])
 
 
-def _package_of(model: dict[str, Any]) -> str | None:
-    containers = model.get("Containers") or [model.get("PrimaryContainer") or {}]
-    return containers[0].get("ModelPackageName")
+def deploy(cfn: Any, stack_name: str, version: Version, *, time_left_s: Callable[[], float] = lambda: 0.0,
+           sleep: Callable[[float], None] = time.sleep) -> dict[str, str]:
+    """UpdateStack with the previous template and the version's parameters (the others unchanged)."""
+    stack = _settled(cfn, stack_name, time_left_s, sleep)
+    current = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+    missing = sorted(set(PARAMETERS) - set(current))
+    if missing:
+        raise RuntimeError(f"stack {stack_name} has no parameter(s) {', '.join(missing)}: deploy the serving "
+                           "stack from this version of the code first (cdk deploy)")
+    wanted = version.parameters()
+    if all(current[k] == v for k, v in wanted.items()):
+        return {"status": "unchanged", "reason": f"{stack_name} already serves {version.arn}"}
+    parameters = [{"ParameterKey": k, "ParameterValue": wanted[k]} if k in wanted
+                  else {"ParameterKey": k, "UsePreviousValue": True} for k in current]
+    try:
+        cfn.update_stack(
+            StackName=stack_name,
+            UsePreviousTemplate=True,
+            Parameters=parameters,
+            # The stack's own: CDK deploys it with these (IAM roles, named or not).
+            Capabilities=stack.get("Capabilities") or ["CAPABILITY_IAM"],
+        )
+    except cfn.exceptions.ClientError as e:
+        message = str(e)
+        if NO_UPDATES in message:
+            return {"status": "unchanged", "reason": f"{stack_name}: {NO_UPDATES.lower()}"}
+        if "_IN_PROGRESS state" in message:  # it became busy between DescribeStacks and UpdateStack
+            raise StackBusy(f"{stack_name} is busy: {message}; retry later") from e
+        raise
+    previous = current.get(MODEL_PACKAGE_ARN) or "no endpoint"
+    return {"status": "updating", "stack": stack_name, "model_package": version.arn, "previous": previous}
 
 
-def _name(prefix: str, suffix: str) -> str:
-    return f"{prefix[: MAX_NAME - len(suffix) - 1]}-{suffix}"
+def _settled(cfn: Any, stack_name: str, time_left_s: Callable[[], float],
+             sleep: Callable[[float], None]) -> dict[str, Any]:
+    """The stack once no operation is in progress on it; StackBusy when that takes too long."""
+    while True:
+        stack: dict[str, Any] = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+        status = stack["StackStatus"]
+        if not status.endswith("_IN_PROGRESS"):
+            if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED",
+                          "UPDATE_ROLLBACK_FAILED"):
+                raise RuntimeError(f"stack {stack_name} is {status}: it cannot be updated; fix it with cdk deploy")
+            return stack
+        if time_left_s() < POLL_S + MARGIN_S:
+            raise StackBusy(f"stack {stack_name} is {status}; retry later")
+        sleep(POLL_S)

@@ -10,12 +10,15 @@ and the properties earlier steps produced (their Describe* responses). Per type 
     Training       runtime/training.py: the training platform + AWS's sagemaker-training toolkit
     Tuning         tuning.py: trials as the tuning service starts them, searched with Optuna
     Model          recorded (CreateModel); a Transform step serves it
-    RegisterModel  recorded in the run's model-registry.json (CreateModelPackage), with its metrics
+    RegisterModel  recorded in the run's model-registry.json (CreateModelPackage), with its metrics;
+                   every metrics and baseline file it points to must exist
     Transform      runtime/transform.py: batch transform with AWS's inference toolkit
-    Condition      its conditions evaluated; then IfSteps or ElseSteps become runnable
+    Condition      its conditions evaluated; then IfSteps or ElseSteps become runnable (a condition
+                   in a branch runs when its branch is taken: nested conditions)
     Fail           stops the execution with its ErrorMessage rendered
 
-S3 is a LocalS3 folder under the run folder (S3's own prefix semantics). Not emulated: caching
+S3 is a LocalS3 folder under the run folder (S3's own prefix semantics; ManifestFile inputs read
+their manifest). Not emulated: caching
 (CacheConfig: every step runs), retries, parallel steps, KMS, VPC and network isolation, IAM,
 instance types and counts (one local instance), and step types other than those above.
 """
@@ -34,7 +37,7 @@ from typing import Any
 
 from pipelines.sagemaker.runtime import expressions as ex
 from pipelines.sagemaker.runtime.processing import run_processing_job, tools
-from pipelines.sagemaker.runtime.s3 import LocalS3, split
+from pipelines.sagemaker.runtime.s3 import LocalS3, split, write_manifest
 from pipelines.sagemaker.runtime.tuning import run_tuning_job
 
 Say = Callable[[str], None]
@@ -280,6 +283,12 @@ class Executor:
         registry_file = self.folder / "model-registry.json"
         registry = json.loads(registry_file.read_text()) if registry_file.exists() else []
         version = 1 + sum(p["ModelPackageGroupName"] == group for p in registry)
+        # The service does not read these files when it registers; the version's monitors and the
+        # deployer do, later: a package pointing at a file its pipeline never wrote fails here.
+        missing = [uri for uri in _s3_uris({k: request.get(k) for k in ("ModelMetrics", "DriftCheckBaselines")})
+                   if not self.s3.exists(uri)]
+        if missing:
+            raise ValueError(f"the model package's metrics or baselines are not there: {', '.join(missing)}")
         statistics = (request.get("ModelMetrics") or {}).get("ModelQuality", {}).get("Statistics", {})
         metrics = json.loads(self.s3.get_bytes(statistics["S3Uri"])) if statistics.get("S3Uri") else None
         package = {**request, "ModelPackageVersion": version, "ModelPackageStatus": "Completed",
@@ -306,9 +315,10 @@ class Executor:
         conditions = node.step["Arguments"].get("Conditions", [])
         outcome = all(ex.condition(c, self.scope) for c in conditions)
         self.scope.steps[node.name] = {"Outcome": outcome}
-        shown = "; ".join(_show(c, self.scope) for c in conditions)
-        self.result.gate = f"{shown} -> {outcome}"
-        return self.result.gate
+        shown = f"{'; '.join(_show(c, self.scope) for c in conditions)} -> {outcome}"
+        # Each condition that ran, in order (a nested one runs only on its branch).
+        self.result.gate = f"{self.result.gate}, {node.name}: {shown}" if self.result.gate else f"{node.name}: {shown}"
+        return shown
 
     def _fail(self, node: Node, workdir: Path) -> str:
         message = ex.to_text(ex.evaluate(node.step.get("Arguments", {}).get("ErrorMessage", ""), self.scope))
@@ -323,6 +333,15 @@ class Executor:
         uri = ex.get(f"Steps.{step}.ProcessingOutputConfig.Outputs['{files[name]['OutputName']}'].S3Output.S3Uri",
                      self.scope)
         return json.loads(self.s3.get_bytes(f"{str(uri).rstrip('/')}/{files[name]['FilePath']}"))
+
+
+def _s3_uris(value: Any) -> list[str]:
+    """Every S3Uri member's value in a request part."""
+    if isinstance(value, dict):
+        return [u for k, v in value.items() for u in ([v] if k == "S3Uri" and isinstance(v, str) else _s3_uris(v))]
+    if isinstance(value, list):
+        return [u for v in value for u in _s3_uris(v)]
+    return []
 
 
 def _show(spec: dict[str, Any], scope: ex.Scope) -> str:
@@ -341,8 +360,15 @@ def _show(spec: dict[str, Any], scope: ex.Scope) -> str:
 # -- a run of a workload's definition ----------------------------------------------------------------
 def upload_data(s3: LocalS3, source: Path, prefix: str) -> list[str]:
     """A local file or folder to an S3 prefix, as `aws s3 cp --recursive` would (markers such as
-    _SUCCESS and hidden files left out)."""
-    split(prefix)
+    _SUCCESS and hidden files left out). A prefix ending in `.manifest` names a snapshot manifest
+    (the tabular InputDataUrl): the files go under the bucket's curated/ prefix, and the manifest,
+    written at that URI, lists them, as the pipeline's starter writes one for the curated bucket."""
+    bucket, key = split(prefix)
+    if key.endswith(".manifest"):
+        curated = f"s3://{bucket}/curated/"
+        written = upload_data(s3, source, curated)
+        s3.put_bytes(prefix, write_manifest(curated, [split(uri)[1].removeprefix("curated/") for uri in written]))
+        return written
     if source.is_file():
         uri = f"{prefix.rstrip('/')}/{source.name}"
         s3.put_file(uri, source)

@@ -2,7 +2,9 @@
 
 What SageMaker does, and what this does in its place:
 - Every ProcessingInput's S3 prefix is downloaded to its LocalPath before the container starts (S3
-  prefix semantics: LocalS3's, key-name prefixes), every output's LocalPath exists (empty), and
+  prefix semantics: LocalS3's, key-name prefixes; an input of S3DataType ManifestFile gets the
+  objects its manifest lists, each under its key relative to the manifest's prefix), every
+  output's LocalPath exists (empty), and
   /opt/ml/config/{processingjobconfig,resourceconfig}.json describe the job.
 - The image's ContainerEntrypoint + ContainerArguments run with the job's Environment.
 - When the process exits 0, each output's LocalPath is uploaded to its S3Uri (EndOfJob; a
@@ -98,16 +100,25 @@ def _download_inputs(request: dict[str, Any], s3: LocalS3, root: Path) -> list[s
         if source is None:
             raise JobFailed(f"input {name!r}: only S3Input is emulated (not DatasetDefinition)")
         _check_local_path("input", name, source["LocalPath"])
-        if source.get("S3DataType", "S3Prefix") != "S3Prefix" or source.get("S3InputMode", "File") != "File" \
+        kind = source.get("S3DataType", "S3Prefix")
+        if kind not in ("S3Prefix", "ManifestFile") or source.get("S3InputMode", "File") != "File" \
                 or source.get("S3CompressionType", "None") != "None":
-            raise JobFailed(f"input {name!r}: only S3Prefix, File mode, no compression is emulated")
+            raise JobFailed(f"input {name!r}: only S3Prefix or ManifestFile, File mode, no compression is emulated")
         # One instance runs here. FullyReplicated hands each instance every object, so one instance
         # does what each of N would; ShardedByS3Key would split the objects between them.
         if source.get("S3DataDistributionType") == "ShardedByS3Key" and instances > 1:
             raise NotImplementedError(f"input {name!r}: ShardedByS3Key over {instances} instances is not emulated")
-        files = s3.download(source["S3Uri"], Path(local(source["LocalPath"], root)))
+        dest = Path(local(source["LocalPath"], root))
+        if kind == "ManifestFile":
+            try:
+                files = s3.download_manifest(source["S3Uri"], dest)
+            except (FileNotFoundError, ValueError) as e:
+                raise JobFailed(f"ClientError: input {name!r}: {e}") from None
+        else:
+            files = s3.download(source["S3Uri"], dest)
         if not files:
-            raise JobFailed(f"ClientError: input {name!r}: no object under {source['S3Uri']}")
+            empty = "the manifest {} lists no object" if kind == "ManifestFile" else "no object under {}"
+            raise JobFailed(f"ClientError: input {name!r}: " + empty.format(source["S3Uri"]))
         notes.append(f"{name}: {len(files)} file(s) from {source['S3Uri']}")
     return notes
 

@@ -6,11 +6,15 @@
   ListObjectsV2 and every SageMaker `S3Prefix` input do.
 - A download of a prefix lays each matching object out at its key minus the prefix, the way
   SageMaker fills a channel or a processing input folder.
+- A manifest (SageMaker's ManifestFile: `[{"prefix": "s3://b/p/"}, "relative/key", ...]`) is read
+  the way an input of S3DataType ManifestFile is: each listed object `<prefix><relative key>` lands
+  at `<dest>/<relative key>`; an object it lists that does not exist fails the download, naming it.
 """
 
 from __future__ import annotations
 
 import builtins
+import json
 import shutil
 from pathlib import Path
 
@@ -77,6 +81,21 @@ class LocalS3:
             written.append(target)
         return written
 
+    def download_manifest(self, manifest_uri: str, dest: Path) -> builtins.list[Path]:
+        """Every object a manifest lists to `dest`, at its key relative to the manifest's prefix.
+        Returns the files written."""
+        prefix, keys = read_manifest(self.get_bytes(manifest_uri), manifest_uri)
+        written = []
+        for key in keys:
+            uri = prefix + key
+            if not self.exists(uri):
+                raise FileNotFoundError(f"NoSuchKey: {uri} (listed in the manifest {manifest_uri})")
+            target = dest / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self._path(uri), target)
+            written.append(target)
+        return written
+
     def upload(self, source: Path, prefix_uri: str) -> builtins.list[str]:
         """Every file under `source` to `<prefix_uri>/<relative path>`. Returns the URIs written."""
         base = prefix_uri.rstrip("/")
@@ -86,3 +105,27 @@ class LocalS3:
             self.put_file(uri, path)
             written.append(uri)
         return written
+
+
+def read_manifest(data: bytes, where: str) -> tuple[str, builtins.list[str]]:
+    """(prefix, relative keys) of a SageMaker manifest file; a malformed one fails naming `where`."""
+    try:
+        entries = json.loads(data)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: not a manifest (JSON: {e})") from None
+    if not (isinstance(entries, builtins.list) and entries and isinstance(entries[0], dict)
+            and isinstance(entries[0].get("prefix"), str)):
+        raise ValueError(f'{where}: a manifest is a list starting with {{"prefix": "s3://..."}}')
+    prefix, keys = entries[0]["prefix"], entries[1:]
+    split(prefix)
+    for key in keys:
+        if not isinstance(key, str) or not key or key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"{where}: {key!r} is not a key relative to the prefix {prefix}")
+    return prefix, keys
+
+
+def write_manifest(prefix: str, keys: builtins.list[str]) -> bytes:
+    """A SageMaker manifest file listing `keys` under `prefix` (which ends with a slash)."""
+    if not prefix.endswith("/"):
+        raise ValueError(f"a manifest's prefix ends with '/': {prefix!r}")
+    return json.dumps([{"prefix": prefix}, *sorted(keys)], indent=1).encode()

@@ -9,9 +9,12 @@ The platform's side, as SageMaker does it for a CreateModel request's PrimaryCon
 - /ping until the model is loaded, then /invocations.
 
 Where the user code comes from depends on the image, and that is where a model can fail to serve:
-- the XGBoost and scikit-learn images (sagemaker-containers' server) download the
-  SAGEMAKER_SUBMIT_DIRECTORY archive from S3 into /opt/ml/code and import SAGEMAKER_PROGRAM from
-  there: done here from LocalS3, the folder put on the workers' path;
+- the XGBoost and scikit-learn images (sagemaker-containers' server) fetch SAGEMAKER_SUBMIT_DIRECTORY
+  into /opt/ml/code and import SAGEMAKER_PROGRAM from there: an s3:// archive is downloaded and
+  unpacked, a local folder (the pipeline's models give /opt/ml/model/code, their own code) copied
+  as it is (files.download_and_extract in sagemaker-containers and in its successor
+  sagemaker-training). Done here from LocalS3 or the model folder, the result put on the
+  workers' path;
 - the PyTorch images (sagemaker-pytorch-inference, on sagemaker-inference) never read
   SAGEMAKER_SUBMIT_DIRECTORY: the code must be in model.tar.gz's code/ folder (/opt/ml/model/code),
   which the toolkit puts on the path. Without it the toolkit falls back to its default handlers,
@@ -115,6 +118,13 @@ def serve_model(create_model_request: dict[str, Any], s3: LocalS3, workdir: Path
         if submit.startswith("s3://"):
             (base / "code").mkdir()
             _unpack(s3.get_bytes(submit), base / "code")
+            path.append(str(base / "code"))
+        elif submit:
+            folder = base / submit.removeprefix("/opt/ml/") if submit.startswith("/opt/ml/") else Path(submit)
+            if not folder.is_dir() or not submit.startswith("/opt/ml/"):
+                raise ModelFailedToServe(f"SAGEMAKER_SUBMIT_DIRECTORY {submit}: no such folder in the container "
+                                         "(model.tar.gz unpacks to /opt/ml/model)")
+            shutil.copytree(folder, base / "code")
             path.append(str(base / "code"))
 
     # MMS's Unix sockets live in the temp folder, and a socket path is at most 107 bytes: a short

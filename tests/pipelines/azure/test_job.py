@@ -126,12 +126,20 @@ def test_each_node_runs_its_definition_script(exported: Exported) -> None:
 
 
 def test_pipeline_inputs_are_the_definition_parameters(exported: Exported) -> None:
+    """Every parameter a step reads is a pipeline input with the declaration's default. Nothing fills
+    ChampionModelUrl and RegisteredModelDigests on Azure yet: "" (no champion, nothing registered)."""
     inputs = exported.data["inputs"]
-    assert inputs["MetricThreshold"] == d.parameter_defaults(d.TABULAR, "binary")["MetricThreshold"]
-    assert inputs["ModelApprovalStatus"] == d.DEFAULT_APPROVAL_STATUS
+    defaults = d.parameter_defaults(d.TABULAR, "binary")
+    for name in ("GateMargin", "MetricThreshold", "ChampionModelUrl", "RegisteredModelDigests", "ModelApprovalStatus"):
+        assert inputs[name] == defaults[name], name
+    assert (inputs["GateMargin"], inputs["MetricThreshold"], inputs["ChampionModelUrl"]) == (0.05, "", "")
     assert inputs["InputDataUrl"]["path"].startswith("azureml://")
-    check = exported.data["jobs"]["check"]["inputs"]
-    assert check["MetricThreshold"]["path"] == "${{parent.inputs.MetricThreshold}}"
+    jobs = exported.data["jobs"]
+    for node, name in (("check", "GateMargin"), ("check", "MetricThreshold"), ("check", "RegisteredModelDigests"),
+                       ("evaluate", "ChampionModelUrl"), ("register", "InputDataUrl")):
+        assert jobs[node]["inputs"][name]["path"] == f"${{{{parent.inputs.{name}}}}}", (node, name)
+    # register records the snapshot's URI, not a mount of it
+    assert jobs["register"]["component"]["inputs"]["InputDataUrl"]["mode"] == "direct"
 
 
 # -- tuning -------------------------------------------------------------------------------------
@@ -203,21 +211,20 @@ def test_a_trial_records_its_hyperparameters_and_train_reruns_them(exported: Exp
 
 
 def test_other_nodes_pass_arguments_their_scripts_accept(exported: Exported, tmp_path: Path) -> None:
-    from spark_etl import job as etl
     from tabular import evaluate, preprocess
 
     code = _code(exported)
-    folders = {k: tmp_path / k for k in ("raw", "curated", "quarantine", "report", "model", "test", "evaluation",
-                                         *d.TABULAR.step("preprocess").outputs)}
-    etl_args = etl.parse_args(_argv(_render(_component(exported, "etl")["command"], folders), "etl.py",
-                                    tmp_path, code), glue=False)
-    assert etl_args.curated_path == str(folders["curated"]) and etl_args.spec_path == d.DEFAULT_SPEC
+    folders: dict[str, Any] = {k: tmp_path / k for k in ("curated", "model", "evaluation",
+                                                        *d.TABULAR.step("preprocess").outputs)}
+    assert "etl" not in exported.data["jobs"]  # the ETL runs before the pipeline (Glue on AWS)
     pre = preprocess.parse_config(_argv(_render(_component(exported, "preprocess")["command"], folders),
                                         "preprocess.py", tmp_path, code))
-    assert pre.problem_type == "binary"
-    ev = evaluate.parse_args(_argv(_render(_component(exported, "evaluate")["command"], folders),
-                                   "evaluate.py", tmp_path, code))
-    assert ev.output_dir == folders["evaluation"]
+    assert pre.problem_type == "binary" and pre.input == folders["curated"]
+    # No champion yet (""): still one, empty, argument once bash has expanded the line.
+    ev = evaluate.parse_args(_argv(_render(_component(exported, "evaluate")["command"],
+                                           {**folders, "ChampionModelUrl": ""}), "evaluate.py", tmp_path, code))
+    assert (ev.output_dir, ev.train, ev.raw_test_labels, ev.champion) == (
+        folders["evaluation"], folders["train"], folders["raw_test_labels"], "")
 
 
 def test_the_batch_node_writes_what_the_local_transform_writes(exported: Exported, tmp_path: Path) -> None:
@@ -232,22 +239,30 @@ def test_the_batch_node_writes_what_the_local_transform_writes(exported: Exporte
 
 # -- the check and what depends on it ------------------------------------------------------------
 
-@pytest.mark.parametrize(("auc", "threshold", "passes"), [(0.8, 0.75, True), (0.7, 0.75, False)])
-def test_check_stops_below_the_threshold_with_metric_and_threshold(exported: Exported, tmp_path: Path,
-                                                                    auc: float, threshold: float,
-                                                                    passes: bool) -> None:
+@pytest.mark.parametrize(("auc", "threshold", "passes"), [(0.8, "", True), (0.54, "", False), (0.8, "0.85", False)])
+def test_check_stops_unless_the_candidate_beats_the_naive_baseline(exported: Exported, tmp_path: Path, auc: float,
+                                                                   threshold: str, passes: bool) -> None:
+    """The check node runs check.py with the pipeline inputs (empty ones included) as bash expands
+    them: it passes a candidate 0.05 above the class prior's AUC, stops one below (exit 3: a failed
+    node stops the Azure pipeline), and applies the absolute floor only when one is given."""
     evaluation, verdict = tmp_path / "evaluation", tmp_path / "check"
     evaluation.mkdir()
     verdict.mkdir()
-    (evaluation / "evaluation.json").write_text(json.dumps(
-        {"binary_classification_metrics": {"auc": {"value": auc, "standard_deviation": 0.01}}}))
-    command = _render(_component(exported, "check")["command"],
-                      {"evaluation": evaluation, "MetricThreshold": threshold, "check": verdict})
+    section = {"auc": {"value": auc, "standard_deviation": 0.01}}
+    (evaluation / "evaluation.json").write_text(json.dumps({
+        "binary_classification_metrics": section, "model": {"sha256": "a" * 64},
+        "naive_baseline": {"name": "class prior", "binary_classification_metrics": {"auc": {"value": 0.5}}}}))
+    defaults = d.parameter_defaults(d.TABULAR, "binary")
+    command = _render(_component(exported, "check")["command"], {
+        "evaluation": evaluation, "check": verdict, "GateMargin": defaults["GateMargin"],
+        "MetricThreshold": threshold, "RegisteredModelDigests": defaults["RegisteredModelDigests"]})
     result = _bash(command, tmp_path, _code(exported))
-    assert (result.returncode == 0) is passes  # a failed node stops the Azure pipeline
-    assert json.loads((verdict / "check.json").read_text())["passed"] is passes
-    message = result.stdout + result.stderr
-    assert f"auc={auc:.5f}" in message and f"threshold (MetricThreshold) >= {threshold}" in message
+    assert result.returncode == (0 if passes else 3), result.stderr
+    decision = json.loads((verdict / "check.json").read_text())
+    assert decision["passed"] is passes
+    assert [c["against"] for c in decision["comparisons"]] == [
+        "naive baseline (class prior)", "champion", *(["threshold"] if threshold else [])]
+    assert f"auc={auc:.4f}" in result.stdout and "0.5000 + margin 0.05 = 0.5500" in result.stdout
 
 
 def test_register_baseline_and_transform_wait_for_the_check(exported: Exported) -> None:

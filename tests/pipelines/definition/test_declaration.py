@@ -38,14 +38,55 @@ def test_a_broken_declaration_is_named() -> None:
     assert problems == ["check: --limit reads unknown parameter 'Threshold'", "check: --x reads unknown setting 'nope'"]
 
 
-def test_each_problem_type_is_gated_at_its_own_threshold() -> None:
-    """One home for the gate: the threshold MetricThreshold defaults to follows the problem type."""
-    assert {p: d.parameter_defaults(d.TABULAR, p)["MetricThreshold"] for p in d.TABULAR.problem_types} == {
-        "binary": 0.75, "multiclass": 0.6, "regression": 0.5}
-    assert d.parameter_defaults(d.IMAGE, "multiclass")["MetricThreshold"] == 0.7
+def test_each_problem_type_is_gated_relative_to_its_naive_baseline() -> None:
+    """One home for the gate: GateMargin's default follows the problem type; the absolute floor
+    (MetricThreshold) is off ("") unless a workload sets one."""
+    defaults = {p: d.parameter_defaults(d.TABULAR, p) for p in d.TABULAR.problem_types}
+    assert {p: v["GateMargin"] for p, v in defaults.items()} == {"binary": 0.05, "multiclass": 0.02, "regression": 0.05}
+    assert {v["MetricThreshold"] for v in defaults.values()} == {""}
+    assert {p: d.TABULAR.gate.baseline(p) for p in d.TABULAR.problem_types} == {
+        "binary": "class prior", "multiclass": "majority class", "regression": "mean"}
+    image = d.parameter_defaults(d.IMAGE, "multiclass")
+    assert (image["GateMargin"], image["MetricThreshold"], d.IMAGE.gate.baseline("multiclass")) == (
+        0.05, "", "majority class")
+    for name in ("ChampionModelUrl", "RegisteredModelDigests"):  # no champion, nothing registered
+        assert defaults["binary"][name] == "" and d.parameter(name).type == "string"
+    floor = replace(d.TABULAR.gate, thresholds={"regression": 0.4})
+    assert (floor.threshold("regression"), floor.threshold("binary")) == ("0.4", "")
     assert d.TABULAR.gate.path("multiclass") == "multiclass_classification_metrics.accuracy.value"
+    with pytest.raises(KeyError, match="no quality gate for problem type 'regression'"):
+        d.IMAGE.gate.threshold("regression")
     with pytest.raises(ValueError, match="no regression models"):
         d.IMAGE.search_space("regression")
+
+
+def test_the_pipeline_trains_on_a_named_snapshot_and_compares_with_the_champion() -> None:
+    """No ETL step: tabular preprocess reads the snapshot InputDataUrl names (a manifest on SageMaker),
+    evaluate scores the champion, check knows the registered digests, register records the data."""
+    for w in d.WORKLOADS.values():
+        assert "etl" not in w.step_names
+        (data,) = w.step("preprocess").inputs
+        assert data.source == "param:InputDataUrl" and data.manifest == (w is d.TABULAR)
+        assert d.Arg("--champion", d.Param("ChampionModelUrl")) in w.step("evaluate").args
+        assert w.step("evaluate").input("train").source == "preprocess/train"  # the naive baseline's data
+        check = {a.flag: a.value for a in w.step("check").args}
+        assert (check["--margin"], check["--threshold"], check["--registered-digests"]) == (
+            d.Param("GateMargin"), d.Param("MetricThreshold"), d.Param("RegisteredModelDigests"))
+        register = {a.flag: a.value for a in w.step("register").args}
+        assert register["--data"] == d.Param("InputDataUrl")
+        assert ("--baseline" in register) == (w is d.TABULAR)
+        for gated in ("register", "transform", *(("baseline",) if w is d.TABULAR else ())):
+            assert w.step(gated).input("check").source == "check/check", (w.name, gated)
+    assert {i.name: i.source for i in d.TABULAR.step("register").inputs}["baseline"] == "baseline/baseline"
+
+
+def test_a_manifest_must_be_a_parameter() -> None:
+    w = d.TABULAR
+    evaluate = w.step("evaluate")
+    bad = replace(evaluate, inputs=(replace(evaluate.inputs[0], manifest=True), *evaluate.inputs[1:]))
+    assert check_declaration(replace(w, steps=tuple(bad if s.name == "evaluate" else s for s in w.steps))) == [
+        "evaluate: input model is a manifest, but reads train/model: a manifest is a location a parameter names "
+        "(param:<Parameter>)"]
 
 
 def test_an_unknown_override_is_refused() -> None:
@@ -54,8 +95,8 @@ def test_an_unknown_override_is_refused() -> None:
 
 
 def test_workload_step_names_follow_the_declared_order() -> None:
-    assert d.TABULAR.step_names == ("etl", "preprocess", "tune", "train", "evaluate", "check", "register",
-                                    "baseline", "transform")
+    assert d.TABULAR.step_names == ("preprocess", "tune", "train", "evaluate", "check", "baseline", "register",
+                                    "transform")
     assert d.IMAGE.step_names == ("preprocess", "tune", "train", "evaluate", "check", "register", "transform")
     with pytest.raises(KeyError, match="no step 'baseline'"):
         d.IMAGE.step("baseline")

@@ -1,5 +1,7 @@
-"""`mlops pipeline` against moto: the code upload, upsert, start, status and model approval, as
-CI runs them (`mlops pipeline deploy --start`), through the real command line entry point."""
+"""`mlops pipeline` against moto: the code upload, upsert, start, status and model approval, through
+the real command line entry point. `start` runs the pipeline starter's code (infra/lambdas/
+start_pipeline, tested in depth in tests/infra/test_infra_start_pipeline.py): a snapshot of the
+curated data, and no execution when nothing changed."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from pipelines.definition import TABULAR
 
 REGION = "eu-west-1"
 BUCKET = "mlops-artefacts-test"
+CURATED = "mlops-curated-test"
+CURATED_URL = f"s3://{CURATED}/churn/"
 ROLE = "arn:aws:iam::123456789012:role/mlops-pipeline"
 GROUP = "churn-models"
 SETTINGS = ["--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE]
@@ -40,7 +44,7 @@ def _frozen_code(factory: pytest.TempPathFactory) -> Path:
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     for name in ("MLOPS_ARTIFACT_BUCKET", "MLOPS_PIPELINE_ROLE_ARN", "MLOPS_KMS_KEY_ARN", "MLOPS_SUBNET_IDS",
                  "MLOPS_SECURITY_GROUP_IDS", "MLOPS_INPUT_DATA_URI", "MLOPS_PIPELINE_NAME",
-                 "MLOPS_MODEL_PACKAGE_GROUP", "AWS_PROFILE"):
+                 "MLOPS_MODEL_PACKAGE_GROUP", "MLOPS_CURATED_URL", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -51,7 +55,8 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactor
     monkeypatch.setattr(paths, "TRAINING_CODE", _frozen_code(tmp_path_factory))
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        for bucket in (BUCKET, CURATED):
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         yield boto3.client("sagemaker", region_name=REGION), s3
 
 
@@ -61,7 +66,9 @@ def _code_uris(definition: dict[str, Any]) -> set[str]:
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key in ("sagemaker_submit_directory", "SAGEMAKER_SUBMIT_DIRECTORY") and isinstance(value, str):
+                # (a registered model's SAGEMAKER_SUBMIT_DIRECTORY is the code inside its model.tar.gz)
+                if key in ("sagemaker_submit_directory", "SAGEMAKER_SUBMIT_DIRECTORY") and isinstance(value, str) \
+                        and value.startswith("s3://"):
                     found.add(value)
                 if key == "InputName" and value == "code":
                     found.add(node["S3Input"]["S3Uri"])
@@ -74,13 +81,23 @@ def _code_uris(definition: dict[str, Any]) -> set[str]:
     return found
 
 
+def land(s3: Any, batch: str) -> str:
+    """A batch of curated data as the Glue job writes it (with its ledger entry, which is not data)."""
+    key = f"churn/ingestion_date=2026-12-01/batch={batch}/part-0.parquet"
+    s3.put_object(Bucket=CURATED, Key=key, Body=batch.encode())
+    s3.put_object(Bucket=CURATED, Key=f"churn/_ledger/{batch}.json", Body=b"{}")
+    return key
+
+
 def test_deploy_start_uploads_the_code_upserts_and_starts(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
     sm, s3 = aws
-    assert main(["pipeline", "deploy", "--start", *SETTINGS, "--param", "MetricThreshold=0.8"]) == 0
+    land(s3, "aaa")
+    assert main(["pipeline", "deploy", "--start", *SETTINGS, "--curated-url", CURATED_URL,
+                 "--param", "MetricThreshold=0.8"]) == 0
     out = capsys.readouterr().out
 
     # One code package, stored under its own sha256, holding every script the pipeline runs.
-    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="code/")["Contents"]]
     body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     assert key == f"code/{hashlib.sha256(body).hexdigest()}/sourcedir.tar.gz"
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
@@ -94,13 +111,17 @@ def test_deploy_start_uploads_the_code_upserts_and_starts(aws: Any, capsys: pyte
     assert described["RoleArn"] == ROLE
     definition = json.loads(described["PipelineDefinition"])
     assert _code_uris(definition) == {code_uri}
-    assert [s["Name"] for s in definition["Steps"]][:2] == ["etl", "preprocess"]
+    assert next(s["Name"] for s in definition["Steps"]) == "preprocess"  # no ETL: it trains on curated data
 
-    # One execution, with the parameter given, reported with its link and status.
+    # One execution on a snapshot of the curated data, with the parameter given, reported with its link.
     (execution,) = sm.list_pipeline_executions(PipelineName="churn-training")["PipelineExecutionSummaries"]
     arn = execution["PipelineExecutionArn"]
-    params = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
-    assert {"Name": "MetricThreshold", "Value": "0.8"} in params
+    params = {p["Name"]: p["Value"]
+              for p in sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]}
+    assert params["MetricThreshold"] == "0.8"
+    assert params["InputDataUrl"].startswith(f"s3://{BUCKET}/snapshots/") and params["InputDataUrl"].endswith(
+        ".manifest")
+    assert f"snapshot:  {params['InputDataUrl']} (1 objects, new)" in out
     assert f"execution: {arn}" in out
     assert f"console:   https://{REGION}.console.aws.amazon.com/sagemaker/" in out
     assert "status: Succeeded" in out  # moto finishes executions at once
@@ -111,6 +132,7 @@ def test_deploy_start_uploads_the_code_upserts_and_starts(aws: Any, capsys: pyte
     again = capsys.readouterr().out
     assert "(already uploaded)" in again and "(updated)" in again
     assert len(sm.list_pipeline_executions(PipelineName="churn-training")["PipelineExecutionSummaries"]) == 1
+    assert "UpdatePipeline outside CloudFormation" in _help(["pipeline", "upsert", "--help"])
 
     # status reports the latest execution.
     assert main(["pipeline", "status", "--region", REGION]) == 0
@@ -128,12 +150,61 @@ def test_upsert_then_start_as_separate_actions(aws: Any, tmp_path: Path,
     assert _code_uris(definition) == {code_uri}
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0  # given a code URI, nothing uploads
 
-    assert main(["pipeline", "start", "--region", REGION, "--wait"]) == 0
-    assert "status: Succeeded" in capsys.readouterr().out
+    land(s3, "aaa")
+    start = ["pipeline", "start", "--region", REGION, "--bucket", BUCKET, "--curated-url", CURATED_URL]
+    assert main([*start, "--wait"]) == 0
+    out = capsys.readouterr().out
+    assert "started:   first execution on a snapshot" in out and "status: Succeeded" in out
+    (first,) = sm.list_pipeline_executions(PipelineName="churn-training")["PipelineExecutionSummaries"]
+
+    # No new data: nothing starts, and it says since when.
+    assert main(start) == 0
+    out = capsys.readouterr().out
+    assert f"skipped:   no new data since execution {first['PipelineExecutionArn']}" in out
+    assert "(1 objects)" in out  # the same manifest, not written again
+
+    # New data starts; --force starts on unchanged data.
+    land(s3, "bbb")
+    assert main(start) == 0
+    assert "started:   new data: " in capsys.readouterr().out
+    assert main([*start, "--force"]) == 0
+    assert "started:   forced" in capsys.readouterr().out
+    assert len(sm.list_pipeline_executions(PipelineName="churn-training")["PipelineExecutionSummaries"]) == 3
+
+
+def _help(argv: list[str]) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(argv)
+    return " ".join(out.getvalue().split())
+
+
+def test_start_on_an_empty_snapshot_fails_naming_it(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    _, s3 = aws
+    s3.put_object(Bucket=CURATED, Key="churn/_ledger/aaa.json", Body=b"{}")  # only the ledger: no data
+    assert main(["pipeline", "start", "--region", REGION, "--bucket", BUCKET, "--curated-url", CURATED_URL]) == 1
+    assert f"not started: snapshot of {CURATED_URL} is empty" in capsys.readouterr().err
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ([], "missing --curated-url (env MLOPS_CURATED_URL) and --bucket (env MLOPS_ARTIFACT_BUCKET)"),
+    (["--bucket", BUCKET, "--curated-url", "curated/churn"], "--curated-url: expected s3://"),
+    (["--bucket", BUCKET, "--curated-url", CURATED_URL, "--param", "InputDataUrl=s3://x/y"],
+     "--param InputDataUrl: set by the starter"),
+])
+def test_start_settings_are_named_before_any_call(aws: Any, capsys: pytest.CaptureFixture[str], extra: list[str],
+                                                  named: str) -> None:
+    _, s3 = aws
+    assert main(["pipeline", "start", "--region", REGION, *extra]) == 2
+    assert named in capsys.readouterr().err
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
 
 
 def test_starting_a_pipeline_that_does_not_exist_says_so(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["pipeline", "start", "--region", REGION, "--pipeline-name", "never-deployed"]) == 1
+    land(aws[1], "aaa")
+    assert main(["pipeline", "start", "--region", REGION, "--pipeline-name", "never-deployed", "--bucket", BUCKET,
+                 "--curated-url", CURATED_URL]) == 1
     assert "never-deployed" in capsys.readouterr().err
 
 
@@ -173,7 +244,7 @@ def test_missing_settings_fail_before_any_call(aws: Any, capsys: pytest.CaptureF
 
 
 UPSERT = ["pipeline", "upsert", *SETTINGS, "--code-uri", f"s3://{BUCKET}/c.tar.gz"]
-DEPLOY = ["pipeline", "deploy", "--start", *SETTINGS]
+DEPLOY = ["pipeline", "deploy", "--start", *SETTINGS, "--curated-url", CURATED_URL]
 
 
 @pytest.mark.parametrize(("argv", "named"), [
@@ -189,3 +260,16 @@ def test_bad_settings_are_named_before_any_call(aws: Any, capsys: pytest.Capture
     assert named in capsys.readouterr().err
     assert sm.list_pipelines()["PipelineSummaries"] == []
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+
+
+def test_a_pipeline_without_a_snapshot_gets_the_registrys_parameters_it_declares(aws: Any) -> None:
+    """The image workload trains on its raw image prefix: no snapshot, but the same champion and digests."""
+    from pipelines.sagemaker import api
+
+    sm, _ = aws
+    declares = [{"Name": "ChampionModelUrl", "Type": "String", "DefaultValue": ""}]
+    sm.create_pipeline(PipelineName="images", RoleArn=ROLE,
+                       PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": [], "Parameters": declares}))
+    _package(sm, "Approved")
+    assert api.registry_parameters(sm, aws[1], pipeline_name="images", model_package_group=GROUP) == {
+        "ChampionModelUrl": f"s3://{BUCKET}/m.tar.gz"}  # RegisteredModelDigests is not declared: not passed

@@ -122,15 +122,39 @@ def test_no_path_of_the_building_machine_leaks_into_the_json(built: Builds) -> N
 
 # -- the pipeline -------------------------------------------------------------------------------
 
+def _gate(defn: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two ConditionSteps on check.json: "gate" (passed) and, in its "if" branch, "new-model"."""
+    (gate,) = [s for s in defn["Steps"] if s["Type"] == "Condition"]
+    (new_model,) = gate["Arguments"]["IfSteps"]
+    return gate, new_model
+
+
 def test_steps_run_in_the_definition_order(built: Builds) -> None:
     assert step_names(built.cold) == d.TABULAR.step_names
     top = [s["Name"] for s in built.cold["Steps"]]
-    assert top == ["etl", "preprocess", "tune", "train", "evaluate", "check"]
-    check = _steps(built.cold)["check"]["Arguments"]
-    # Nothing is registered, baselined or transformed unless the metric passes.
-    assert [s["Name"] for s in check["IfSteps"]] == ["register", "baseline", "transform-model", "transform"]
-    assert [s["Type"] for s in check["ElseSteps"]] == ["Fail"]
+    assert top == ["preprocess", "tune", "train", "evaluate", "check", "gate"]  # no ETL: it ran before
     assert set(HELPER_STEPS.values()) <= set(d.TABULAR.step_names)
+
+
+@pytest.mark.parametrize("workload", ["tabular", "image"])
+def test_the_gated_steps_run_only_for_a_new_model_that_passed(tmp_path_factory: pytest.TempPathFactory,
+                                                              workload: str) -> None:
+    """Nothing is baselined, registered or transformed unless check.json says "passed" (else the run
+    fails with its message) and "register" (a model no registered version has the digest of)."""
+    defn = build_once(tmp_path_factory, target(workload, d.workload(workload).default_problem)).cold
+    gate, new_model = _gate(defn)
+    assert (gate["Name"], new_model["Name"], new_model["Type"]) == ("gate", "new-model", "Condition")
+    gated = ["baseline", "register", "transform-model", "transform"] if workload == "tabular" else [
+        "register", "transform-model", "transform"]
+    assert [s["Name"] for s in new_model["Arguments"]["IfSteps"]] == gated
+    assert new_model["Arguments"]["ElseSteps"] == []  # a duplicate: nothing to do, the run succeeds
+    assert [(s["Name"], s["Type"]) for s in gate["Arguments"]["ElseSteps"]] == [("check-failed", "Fail")]
+    for condition, field in ((gate, "passed"), (new_model, "register")):
+        (test,) = condition["Arguments"]["Conditions"]
+        assert (test["Type"], test["RightValue"]) == ("Equals", True)
+        assert test["LeftValue"]["Std:JsonGet"]["Path"] == field
+        assert _get(test["LeftValue"]["Std:JsonGet"]["PropertyFile"]) == "Steps.check.PropertyFiles.CheckReport"
+
 
 
 def test_pipeline_parameters_are_the_definitions(built: Builds) -> None:
@@ -142,8 +166,10 @@ def test_pipeline_parameters_are_the_definitions(built: Builds) -> None:
         assert params[p.name]["Type"] == kinds[p.type]
         if p.name != "InputDataUrl":
             assert params[p.name]["DefaultValue"] == defaults[p.name]
-    assert params["InputDataUrl"]["DefaultValue"] == f"s3://{TARGET.bucket}/raw/"
-    assert params["MetricThreshold"]["DefaultValue"] == 0.75
+    # A snapshot manifest: the starter names one per execution (this one fails, naming itself).
+    assert params["InputDataUrl"]["DefaultValue"] == f"s3://{TARGET.bucket}/snapshots/unset.manifest"
+    assert (params["GateMargin"]["DefaultValue"], params["MetricThreshold"]["DefaultValue"]) == (0.05, "")
+    assert params["ChampionModelUrl"]["DefaultValue"] == params["RegisteredModelDigests"]["DefaultValue"] == ""
 
 
 def test_instance_types_of_the_target_are_the_parameter_defaults(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -193,21 +219,67 @@ def test_train_retrains_the_best_candidate(built: Builds) -> None:
     assert {"Get": "Steps.tune.BestTrainingJob.TrainingJobName"} in checkpoint
 
 
-def test_check_reads_the_metric_evaluate_writes(built: Builds) -> None:
+def test_check_runs_check_py_on_what_evaluate_writes_and_the_gate_reads_its_verdict(built: Builds) -> None:
     steps = _steps(built.cold)
-    (condition,) = steps["check"]["Arguments"]["Conditions"]
-    path = d.TABULAR.gate.path("binary")
-    got = condition["LeftValue"]["Std:JsonGet"]
-    assert got["Path"] == path and condition["Type"] == "GreaterThanOrEqualTo"
-    assert _get(condition["RightValue"]) == "Parameters.MetricThreshold"
-    (prop,) = steps["evaluate"]["PropertyFiles"]
-    assert _get(got["PropertyFile"]) == f"Steps.evaluate.PropertyFiles.{prop['PropertyFileName']}"
-    # The property file is evaluation.json in the output evaluate.py is told to write into.
-    args = steps["evaluate"]["Arguments"]
-    local = {o["OutputName"]: o["S3Output"]["LocalPath"] for o in args["ProcessingOutputConfig"]["Outputs"]}
-    argv = args["AppSpecification"]["ContainerArguments"]
-    assert argv[argv.index("--output-dir") + 1] == local[prop["OutputName"]]
-    assert prop["FilePath"] == "evaluation.json"
+    check = steps["check"]["Arguments"]
+    assert check["AppSpecification"]["ContainerEntrypoint"][-1] == "check.py"
+    argv = check["AppSpecification"]["ContainerArguments"]
+    flags = dict(zip(argv[::2], argv[1::2], strict=True))
+    assert flags["--metric"] == d.TABULAR.gate.path("binary") and flags["--op"] == "gte"
+    assert _get(flags["--threshold"]) == "Parameters.MetricThreshold"
+    assert _get(flags["--registered-digests"]) == "Parameters.RegisteredModelDigests"
+    # A number parameter is a container argument as its text.
+    assert flags["--margin"] == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.GateMargin"}]}}
+    (evaluation,) = [i for i in check["ProcessingInputs"] if i["InputName"] == "evaluation"]
+    assert evaluation["S3Input"]["LocalPath"] == flags["--evaluation"]
+    assert _get(evaluation["S3Input"]["S3Uri"]["Std:Join"]["Values"][0]) == \
+        "Steps.evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"
+    # The property file the conditions read is check.json in the output check.py is told to write into.
+    (prop,) = steps["check"]["PropertyFiles"]
+    local = {o["OutputName"]: o["S3Output"]["LocalPath"] for o in check["ProcessingOutputConfig"]["Outputs"]}
+    assert (prop["PropertyFileName"], prop["FilePath"]) == ("CheckReport", "check.json")
+    assert flags["--output"] == local[prop["OutputName"]]
+    assert "PropertyFiles" not in steps["evaluate"]
+    # check.py exits 3 when the gate does not pass: the job succeeds then, for the gate to read why.
+    assert check["AppSpecification"]["ContainerEntrypoint"][2].endswith('python3 "$0" "$@"||[ $? -eq 3 ]')
+    assert steps["evaluate"]["Arguments"]["AppSpecification"]["ContainerEntrypoint"][2].endswith(
+        'exec python3 "$0" "$@"')
+
+
+def test_evaluate_scores_the_champion_the_starter_names(built: Builds) -> None:
+    argv = _steps(built.cold)["evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert _get(argv[argv.index("--champion") + 1]) == "Parameters.ChampionModelUrl"
+    assert {"--train", "--raw-test", "--raw-test-labels"} <= {a for a in argv if isinstance(a, str)}
+
+
+def test_the_tabular_snapshot_is_read_as_a_manifest_and_images_as_a_prefix(
+        built: Builds, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """InputDataUrl names a manifest of curated objects: its URI changes exactly when the data does,
+    which is what SageMaker's cache keys on."""
+    (data,) = [i["S3Input"] for i in _steps(built.cold)["preprocess"]["Arguments"]["ProcessingInputs"]
+               if i["InputName"] != "code"]
+    assert (data["S3DataType"], _get(data["S3Uri"])) == ("ManifestFile", "Parameters.InputDataUrl")
+    image = _steps(build_once(tmp_path_factory, target("image", "multiclass")).cold)
+    (raw,) = [i["S3Input"] for i in image["preprocess"]["Arguments"]["ProcessingInputs"] if i["InputName"] != "code"]
+    assert (raw["S3DataType"], _get(raw["S3Uri"])) == ("S3Prefix", "Parameters.InputDataUrl")
+    for steps in (_steps(built.cold), image):  # every other input is a folder another step wrote
+        others = [i["S3Input"]["S3DataType"] for s in steps.values() if s["Type"] == "Processing"
+                  for i in s["Arguments"]["ProcessingInputs"] if i["InputName"] not in ("curated", "raw")]
+        assert set(others) == {"S3Prefix"}
+
+
+def test_only_the_step_that_fetches_the_champion_leaves_network_isolation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nothing to pip-install, processing jobs are isolated, except evaluate: ChampionModelUrl
+    may be "", so it cannot be a ProcessingInput, and evaluate.py fetches it itself."""
+    from pipelines.sagemaker import steps as sagemaker_steps
+
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    monkeypatch.setattr(sagemaker_steps, "needs_pypi", lambda requirements: False)
+    defn = definition_dict(TARGET, use_cache=False)
+    isolated = {s["Name"]: s["Arguments"]["NetworkConfig"]["EnableNetworkIsolation"]
+                for s in _steps(defn).values() if s["Type"] == "Processing"}
+    assert isolated == {"preprocess": True, "evaluate": False, "check": True, "baseline": True}
 
 
 @pytest.mark.parametrize("problem", ["binary", "multiclass", "regression"])
@@ -227,12 +299,13 @@ def test_the_metric_path_exists_in_what_evaluate_py_reports(problem: str) -> Non
     assert isinstance(report, float)
 
 
-def test_failing_the_check_stops_with_the_metric_and_the_threshold(built: Builds) -> None:
-    (fail,) = _steps(built.cold)["check"]["Arguments"]["ElseSteps"]
+def test_failing_the_check_stops_with_its_message(built: Builds) -> None:
+    """check.py's one-line message names each comparison with its numbers: the Fail step shows it."""
+    gate, _ = _gate(built.cold)
+    (fail,) = gate["Arguments"]["ElseSteps"]
     values = fail["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
-    assert any(isinstance(v, dict) and "Std:JsonGet" in v for v in values)
-    assert {"Get": "Parameters.MetricThreshold"} in values
-    assert any("auc" in v for v in values if isinstance(v, str))
+    (message,) = [v["Std:JsonGet"] for v in values if isinstance(v, dict)]
+    assert message["Path"] == "message" and _get(message["PropertyFile"]) == "Steps.check.PropertyFiles.CheckReport"
 
 
 def test_register_records_the_evaluation_and_the_approval_parameter(built: Builds) -> None:
@@ -243,6 +316,42 @@ def test_register_records_the_evaluation_and_the_approval_parameter(built: Build
     assert stats["S3Uri"]["Std:Join"]["Values"][-1] == "evaluation.json"
     (container,) = register["InferenceSpecification"]["Containers"]
     assert _get(container["ModelDataUrl"]) == "Steps.train.ModelArtifacts.S3ModelArtifacts"
+    assert _get(register["CustomerMetadataProperties"]["data"]) == "Parameters.InputDataUrl"
+
+
+def _file(source: dict[str, Any]) -> tuple[str | None, str]:
+    """(the step output, the file name) of a metrics source: a Join of an output's URI and a name."""
+    assert source["ContentType"] == "application/json"
+    folder, name = source["S3Uri"]["Std:Join"]["Values"]
+    return _get(folder), name
+
+
+def _output(step: str, output: str) -> str:
+    return f"Steps.{step}.ProcessingOutputConfig.Outputs['{output}'].S3Output.S3Uri"
+
+
+@pytest.mark.parametrize("workload", ["tabular", "image"])
+def test_each_version_carries_its_metrics_and_its_monitoring_baselines(tmp_path_factory: pytest.TempPathFactory,
+                                                                       workload: str) -> None:
+    """ModelMetrics and DriftCheckBaselines point at this execution's files: a version's baseline is
+    its own, and the monitor of the serving version reads it from the model package."""
+    steps = _steps(build_once(tmp_path_factory, target(workload, d.workload(workload).default_problem)).cold)
+    register = steps["register"]["Arguments"]
+    quality = register["ModelMetrics"]["ModelQuality"]
+    assert _file(quality["Statistics"]) == (_output("evaluate", "evaluation"), "evaluation.json")
+    assert _file(quality["Constraints"]) == (_output("evaluate", "evaluation"), "model_quality_constraints.json")
+    drift = register["DriftCheckBaselines"]
+    assert _file(drift["ModelQuality"]["Constraints"]) == (_output("evaluate", "evaluation"),
+                                                           "model_quality_constraints.json")
+    if workload == "image":  # no data-quality baseline for images
+        assert "ModelDataQuality" not in drift
+        return
+    data = drift["ModelDataQuality"]
+    assert _file(data["Statistics"]) == (_output("baseline", "baseline"), "statistics.json")
+    assert _file(data["Constraints"]) == (_output("baseline", "baseline"), "constraints.json")
+    (out,) = steps["baseline"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    values = out["S3Output"]["S3Uri"]["Std:Join"]["Values"]  # under the execution, never a shared place
+    assert values[:2] == [TARGET.pipeline_prefix, {"Get": "Execution.PipelineExecutionId"}]
 
 
 def test_every_job_step_is_cached(built: Builds) -> None:
@@ -254,7 +363,7 @@ def test_every_job_step_is_cached(built: Builds) -> None:
 
 def test_scripts_come_from_the_code_package_by_s3_uri(built: Builds) -> None:
     steps = _steps(built.cold)
-    for name in ("etl", "preprocess", "evaluate", "baseline"):
+    for name in ("preprocess", "evaluate", "check", "baseline"):
         args = steps[name]["Arguments"]
         code = [i["S3Input"]["S3Uri"] for i in args["ProcessingInputs"] if i["InputName"] == "code"]
         assert code == [TARGET.code_uri], name
@@ -266,9 +375,11 @@ def test_scripts_come_from_the_code_package_by_s3_uri(built: Builds) -> None:
         assert (TRAINING_CODE / hp["sagemaker_program"]).is_file()
     tune = steps["tune"]["Arguments"]["TrainingJobDefinition"]["StaticHyperParameters"]
     assert tune["sagemaker_submit_directory"] == TARGET.code_uri
+    # A model serves the code inside its own model.tar.gz (code/): an older version keeps its code,
+    # and the model role needs no read on the code bundles.
     for env in (steps["transform-model"]["Arguments"]["PrimaryContainer"]["Environment"],
                 steps["register"]["Arguments"]["InferenceSpecification"]["Containers"][0]["Environment"]):
-        assert env["SAGEMAKER_SUBMIT_DIRECTORY"] == TARGET.code_uri
+        assert env["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code" != TARGET.code_uri
         handlers = importlib.import_module(env["SAGEMAKER_PROGRAM"].removesuffix(".py"))
         assert all(callable(getattr(handlers, f)) for f in ("model_fn", "input_fn", "predict_fn", "output_fn"))
 
@@ -276,7 +387,7 @@ def test_scripts_come_from_the_code_package_by_s3_uri(built: Builds) -> None:
 def test_vpc_and_kms_reach_every_job(built: Builds) -> None:
     steps = _steps(built.cold)
     subnets, groups, key = list(TARGET.subnet_ids), list(TARGET.security_group_ids), TARGET.kms_key_arn
-    for name in ("etl", "preprocess", "evaluate", "baseline"):
+    for name in ("preprocess", "evaluate", "check", "baseline"):
         args = steps[name]["Arguments"]
         vpc = args["NetworkConfig"]["VpcConfig"]
         assert vpc == {"Subnets": subnets, "SecurityGroupIds": groups}, name
@@ -290,11 +401,6 @@ def test_vpc_and_kms_reach_every_job(built: Builds) -> None:
     transform = steps["transform"]["Arguments"]
     assert transform["TransformOutput"]["KmsKeyId"] == key
     assert transform["TransformResources"]["VolumeKmsKeyId"] == key
-
-
-def test_the_baseline_lands_where_model_monitor_reads_it(built: Builds) -> None:
-    (out,) = _steps(built.cold)["baseline"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
-    assert out["S3Output"]["S3Uri"] == f"s3://{TARGET.bucket}/monitoring/baseline"
 
 
 # -- a bad target fails before the SDK is touched ----------------------------------------------
@@ -330,8 +436,9 @@ def test_the_image_workload_runs_on_pytorch_images_without_etl_or_baseline(
     assert "pytorch-inference" in steps["transform-model"]["Arguments"]["PrimaryContainer"]["Image"]
     assert steps["transform"]["Arguments"]["TransformInput"]["ContentType"] == "image/png"
     assert steps["register"]["Arguments"]["ModelPackageGroupName"] == d.IMAGE.model_name
-    (condition,) = steps["check"]["Arguments"]["Conditions"]
-    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "binary_classification_metrics.accuracy.value"
+    argv = steps["check"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert argv[argv.index("--metric") + 1] == "binary_classification_metrics.accuracy.value"
+    assert "baseline" not in steps
 
 
 # -- scale and cost -----------------------------------------------------------------------------

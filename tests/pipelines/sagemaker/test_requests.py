@@ -97,7 +97,7 @@ def test_an_instance_type_sagemaker_does_not_have_fails_at_export(
     with pytest.raises(ValueError, match="SageMaker would reject") as raised:
         definition_dict(bad)
     lines = str(raised.value).splitlines()[1:]
-    steps = ["etl", "preprocess", "evaluate", "baseline"]
+    steps = ["preprocess", "evaluate", "check", "baseline"]
     assert len(lines) == len(steps)
     field = "ProcessingResources.ClusterConfig.InstanceType"
     for step, line in zip(steps, lines, strict=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 import image_inference  # the entry script: the module SageMaker and Azure ML import
+from common.model_digest import model_digest
 from image import data as image_data
 from image import evaluate as image_evaluate
 from image import export as image_export
@@ -160,7 +162,8 @@ def test_azure_scoring_contract(trained: tuple[Path, Path], tmp_path: Path, monk
 
 def test_evaluate_writes_model_quality_report_and_confusion_matrix(trained: tuple[Path, Path], tmp_path: Path) -> None:
     model_dir, test_dir = trained
-    assert image_evaluate.main(["--model-dir", str(model_dir), "--test", str(test_dir),
+    assert image_evaluate.main(["--model-dir", str(model_dir), "--test", str(test_dir), "--train",
+                                str(model_dir.parent / "split" / "train"), "--champion", "",
                                 "--output-dir", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "evaluation.json").read_text())
     block = report["multiclass_classification_metrics"]
@@ -173,6 +176,51 @@ def test_evaluate_writes_model_quality_report_and_confusion_matrix(trained: tupl
     quant = json.loads((tmp_path / "quantization.json").read_text())
     assert quant["int8"]["bytes"] < quant["fp32"]["bytes"]
     assert abs(quant["accuracy_change_points"]) <= 2.0
+    # For the quality gate: the train split's class prior (balanced digits: one class in ten right),
+    # no champion, and the model's digest; for model-quality monitoring, its constraints.
+    naive = report["naive_baseline"]
+    assert naive["name"] == "class prior"
+    assert naive["multiclass_classification_metrics"]["accuracy"]["value"] == pytest.approx(0.1)
+    assert "champion" not in report
+    assert report["model"] == {"sha256": model_digest(model_dir)}
+    constraints = json.loads((tmp_path / "model_quality_constraints.json").read_text())
+    accuracy = constraints["multiclass_classification_constraints"]["accuracy"]
+    assert accuracy["comparison_operator"] == "LessThanThreshold" and accuracy["threshold"] < block["accuracy"]["value"]
+
+
+def test_evaluate_scores_the_champion_on_the_same_test_images(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    model_dir, test_dir = trained
+    artefact = tmp_path / "champion"
+    artefact.mkdir()
+    with tarfile.open(artefact / "model.tar.gz", "w:gz") as tar:  # the serving version, as SageMaker packs it
+        for f in sorted(model_dir.iterdir()):
+            tar.add(f, arcname=f.name)
+    train = model_dir.parent / "split" / "train"
+    args = ["--model-dir", str(model_dir), "--test", str(test_dir), "--train", str(train)]
+    assert image_evaluate.main([*args, "--champion", str(artefact / "model.tar.gz"),
+                                "--output-dir", str(tmp_path / "a")]) == 0
+    report = json.loads((tmp_path / "a" / "evaluation.json").read_text())
+    champion = report["champion"]["multiclass_classification_metrics"]
+    assert champion["accuracy"] == report["multiclass_classification_metrics"]["accuracy"]
+    # A champion that cannot be loaded is recorded, and the candidate still evaluated.
+    assert image_evaluate.main([*args, "--champion", str(tmp_path / "gone"), "--output-dir", str(tmp_path / "b")]) == 0
+    report = json.loads((tmp_path / "b" / "evaluation.json").read_text())
+    assert report["champion"] == {"source": str(tmp_path / "gone"),
+                                  "error": f"FileNotFoundError: {tmp_path / 'gone'}: no such model folder or file"}
+
+
+def test_the_binary_naive_baseline_is_the_train_prior(tmp_path: Path) -> None:
+    for label, count in (("defect", 3), ("ok", 5)):
+        (tmp_path / label).mkdir()
+        for i in range(count):
+            (tmp_path / label / f"{i}.png").write_bytes(b"")  # only counted
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 0, 1, 1])
+    naive = image_evaluate.naive_baseline(tmp_path, y, ["defect", "ok"], "defect", seed=0)
+    metrics = naive["binary_classification_metrics"]
+    assert metrics["auc"]["value"] == 0.5  # one probability for every image ranks nothing
+    assert metrics["accuracy"]["value"] == pytest.approx(0.6)  # always "ok", the train majority
+    assert metrics["recall"]["value"] == 0.0  # no defect ever flagged
+    assert "receiver_operating_characteristic_curve" not in metrics
 
 
 def test_binary_metrics_layout() -> None:

@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import types
-from collections.abc import Iterator
 from contextlib import redirect_stdout
 from datetime import date
 from pathlib import Path
@@ -90,15 +89,6 @@ ROWS: list[tuple[str, dict[str, str], str]] = [
     ('C"30, Inc', {"payment_method": "\tBank-Transfer"}, "curated"),  # quoted, RFC 4180; a tab trimmed
 ]
 MALFORMED_LINES = ["C021,2026-06-30,only-three-fields"]
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
-    # C1-only JIT: the tests run many tiny jobs, where C2's compile time is pure cost.
-    session = etl.local_spark(master="local[2]", shuffle_partitions=2, java_options="-XX:TieredStopAtLevel=1")
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | None = None,
@@ -200,10 +190,12 @@ def test_curated_values_are_typed_normalized_and_deduplicated(messy_run: tuple[P
     assert rows['C"30, Inc']["payment_method"] == "bank-transfer"
 
 
-def test_curated_parquet_types_and_partition_layout(messy_run: tuple[Path, list[str]]) -> None:
+def test_curated_parquet_types_and_batch_layout(messy_run: tuple[Path, list[str]]) -> None:
     tmp, _ = messy_run
-    assert [p.name for p in (tmp / "curated").iterdir() if p.is_dir()] == [f"ingestion_date={DAY}"]
-    parts = list((tmp / "curated" / f"ingestion_date={DAY}").glob("*.parquet"))
+    batch = report_of(tmp)["batch"]
+    assert sorted(p.name for p in (tmp / "curated").iterdir() if p.is_dir()) == ["_ledger", f"ingestion_date={DAY}"]
+    assert [p.name for p in (tmp / "curated" / f"ingestion_date={DAY}").iterdir()] == [f"batch={batch}"]
+    parts = list((tmp / "curated" / f"ingestion_date={DAY}" / f"batch={batch}").glob("*.parquet"))
     assert parts and all(p.name.endswith(".snappy.parquet") for p in parts)
     schema = ds.dataset(parts[0], format="parquet").schema
     expected = {
@@ -211,38 +203,31 @@ def test_curated_parquet_types_and_partition_layout(messy_run: tuple[Path, list[
         "monthly_charges": pa.float64(), "region": pa.string(), "churned": pa.int64(),
     }
     assert {n: schema.field(n).type for n in expected} == expected
-    assert schema.names == COLUMNS  # spec order; the date lives in the folder name
+    assert schema.names == COLUMNS  # spec order; the date and the batch live in the folder names
     assert [p.name for p in (tmp / "quarantine").iterdir() if p.is_dir()] == [f"ingestion_date={DAY}"]
+    assert (tmp / "quarantine" / f"ingestion_date={DAY}" / f"batch={batch}").is_dir()
+    assert json.loads((tmp / "report" / f"ingestion_date={DAY}" / f"batch={batch}" / "etl_report.json").read_text()) \
+        == report_of(tmp)
 
 
 def test_prints_progress_and_one_summary_line(messy_run: tuple[Path, list[str]]) -> None:
     tmp, lines = messy_run
     r = report_of(tmp)
     summary = lines[-1]
-    assert summary.startswith(f"etl: rows_in={r['rows_in']} curated={r['rows_curated']} ")
+    assert summary.startswith(f"etl: 1 new raw object(s) -> batch {r['batch']}: rows_in={r['rows_in']} "
+                              f"curated={r['rows_curated']} ")
     assert f"quarantined={r['rows_quarantined']} (" in summary
     assert any("reading 1 CSV file(s)" in line for line in lines)
 
 
-# -- re-runs -----------------------------------------------------------------------------------------
-def test_rerun_replaces_only_its_own_date_partition(spark: SparkSession, tmp_path: Path) -> None:
+# -- re-runs (the ledger: tests/training_code/spark_etl/test_incremental.py) -------------------------
+def test_same_rows_again_are_the_same_curated_rows(spark: SparkSession, tmp_path: Path) -> None:
+    """Ties are broken the same way on every run (a fresh lake each time: the ledger would skip it)."""
     raw = write_csv(tmp_path / "raw" / "a.csv", messy_rows())
-    assert etl.main(etl_args(tmp_path, raw)) == 0
-    first = zone(tmp_path, "curated").sort_by("customer_id")
-    assert etl.main(etl_args(tmp_path, raw)) == 0  # same input, same date: no duplicates...
-    assert zone(tmp_path, "curated").sort_by("customer_id").equals(first)  # ...and the same rows (ties too)
-    assert zone(tmp_path, "quarantine").num_rows == report_of(tmp_path)["rows_quarantined"]
-
-    # A clean batch on another date adds a partition and leaves the first one alone.
-    clean = write_csv(tmp_path / "raw2" / "b.csv", [{**GOOD, "customer_id": "N1"}])
-    assert etl.main(etl_args(tmp_path, clean, day="2026-07-02")) == 0
-    curated = zone(tmp_path, "curated")
-    assert curated.num_rows == first.num_rows + 1
-    # Re-running the first date with the clean batch leaves no stale quarantine rows behind.
-    assert etl.main(etl_args(tmp_path, clean)) == 0
-    assert not (tmp_path / "quarantine" / f"ingestion_date={DAY}").exists()
-    per_day = zone(tmp_path, "curated").group_by("ingestion_date").aggregate([("customer_id", "count")])
-    assert sorted(per_day.column("customer_id_count").to_pylist()) == [1, 1]
+    assert etl.main(etl_args(tmp_path / "one", raw)) == 0
+    assert etl.main(etl_args(tmp_path / "two", raw)) == 0
+    assert zone(tmp_path / "one", "curated").sort_by("customer_id").equals(
+        zone(tmp_path / "two", "curated").sort_by("customer_id"))
 
 
 # -- other shapes of input ---------------------------------------------------------------------------
@@ -441,11 +426,12 @@ def test_glue_entry_resolves_arguments_and_commits_on_success(
     argv = [*etl_args(tmp_path, raw), "--job-bookmark-option", "job-bookmark-enable", "--TempDir", "/tmp/x"]
     seen: dict[str, Any] = {}
 
-    def run(session: SparkSession, raw_input: Any, spec: Any, args: etl.EtlArgs) -> dict[str, Any]:
+    def run(session: SparkSession, raw_input: Any, spec: Any, args: etl.EtlArgs, **_: Any) -> dict[str, Any]:
         # The transformation itself is the one tested above; here, only what Glue hands it.
         seen.update(session=session, args=args, files=[f.path for f in raw_input.files])
-        return {"rows_in": 1, "rows_curated": 1, "rows_quarantined": 0, "rows_quarantined_by_reason": {},
-                "exact_duplicates_removed": 0, "key_duplicates_removed": 0, "curated_partition": "x", "seconds": 0}
+        return {"batch": "b", "rows_in": 1, "rows_curated": 1, "rows_quarantined": 0,
+                "rows_quarantined_by_reason": {}, "exact_duplicates_removed": 0, "key_duplicates_removed": 0,
+                "curated_batch": "x", "seconds": 0}
 
     monkeypatch.setattr(etl, "run", run)
     assert etl.main(argv) == 0
@@ -462,7 +448,7 @@ def test_glue_entry_does_not_commit_a_failed_run(fake_awsglue: dict[str, Any], t
     argv = [a for a in etl_args(tmp_path, raw)]
     argv = argv[: argv.index("--ingestion_date")]  # optional on Glue: today, UTC
 
-    def boom(*_: Any) -> dict[str, Any]:
+    def boom(*_: Any, **__: Any) -> dict[str, Any]:
         raise RuntimeError("executor lost")
 
     monkeypatch.setattr(etl, "run", boom)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +20,7 @@ import pytest
 
 from pipelines import cli
 from pipelines.sagemaker.runtime import expressions as ex
-from pipelines.sagemaker.runtime.executor import Executor, dependencies, flatten, typed_parameters
+from pipelines.sagemaker.runtime.executor import Executor, dependencies, flatten, typed_parameters, upload_data
 from pipelines.sagemaker.runtime.processing import JobFailed, run_processing_job, tools
 from pipelines.sagemaker.runtime.s3 import LocalS3
 from pipelines.sagemaker.runtime.tuning import TUNING_OBJECTIVE, run_tuning_job
@@ -161,7 +162,7 @@ def test_steps_run_in_dependency_order_and_the_branch_the_condition_takes(tmp_pa
         ("model", "Succeeded"), ("train", "Succeeded"), ("check", "Succeeded"), ("after", "Succeeded"),
         ("check-failed", "NotExecuted")]
     assert seen[0]["HyperParameters"] == {"eta": "0.3"}
-    assert run.gate == "left 0.9000 >= 0.7500 -> True"
+    assert run.gate == "check: left 0.9000 >= 0.7500 -> True"
     order = json.loads((tmp_path / "execution.json").read_text())["steps"]
     assert order[0]["name"] == "model"  # records keep definition order; the loop ran train first
     model = json.loads((tmp_path / "steps" / "model" / "request.json").read_text())
@@ -174,6 +175,26 @@ def test_a_fail_step_stops_the_execution_with_its_message_rendered(tmp_path: Pat
     assert run.status == "Failed" and run.failed_by_fail_step
     assert run.failure == "step 'check-failed': auc 0.9 is below 0.95"
     assert {s.name: s.status for s in run.steps}["after"] == "NotExecuted"
+
+
+def test_a_model_package_must_point_at_metrics_and_baselines_that_exist(tmp_path: Path) -> None:
+    """Registered as SageMaker would, plus one check: its monitors and the deployer read these files later."""
+    s3 = LocalS3(tmp_path / "s3")
+    s3.put_bytes("s3://b/run/evaluate/evaluation/evaluation.json", b'{"binary_classification_metrics": {}}')
+
+    def source(uri: str) -> dict[str, str]:
+        return {"ContentType": "application/json", "S3Uri": uri}
+
+    register = {"Name": "register", "Type": "RegisterModel", "Arguments": {
+        "ModelPackageGroupName": "g",
+        "ModelMetrics": {"ModelQuality": {"Statistics": source("s3://b/run/evaluate/evaluation/evaluation.json")}},
+        "DriftCheckBaselines": {"ModelDataQuality": {"Statistics": source("s3://b/run/baseline/statistics.json")}}}}
+    run = Executor({"Steps": [register]}, s3, tmp_path / "a", parameters={}, say=lambda _: None).run()
+    assert run.status == "Failed"
+    assert run.failure.endswith("metrics or baselines are not there: s3://b/run/baseline/statistics.json")
+    s3.put_bytes("s3://b/run/baseline/statistics.json", b"{}")
+    run = Executor({"Steps": [register]}, s3, tmp_path / "b", parameters={}, say=lambda _: None).run()
+    assert run.status == "Succeeded" and run.packages[0]["Metrics"] == {"binary_classification_metrics": {}}
 
 
 def test_a_step_type_not_emulated_fails_by_name(tmp_path: Path) -> None:
@@ -279,6 +300,59 @@ def test_the_spark_launcher_stand_in_runs_the_script_with_its_py_files(s3: Local
     with pytest.raises(JobFailed, match="exited with code 2"):
         run_processing_job(_request(code, entrypoint=launcher), s3, tmp_path / "w2", tools(tmp_path / "tools"))
     assert "option --jars is not emulated" in (tmp_path / "w2" / "log.txt").read_text()
+
+
+def test_a_manifest_input_gets_the_objects_it_lists_under_their_relative_keys(s3: LocalS3, tmp_path: Path) -> None:
+    """S3DataType ManifestFile: each listed object `<prefix><key>` lands at `<LocalPath>/<key>`; an
+    object under the prefix that the manifest does not list is not downloaded."""
+    curated = "s3://curated/"
+    for key in ("ingestion_date=2026-12-01/batch=a1/part-0.parquet",
+                "ingestion_date=2026-12-02/batch=b2/part-0.parquet",
+                "ingestion_date=2026-12-03/batch=c3/part-0.parquet", "_ledger/a1.json"):
+        s3.put_bytes(curated + key, b"rows")
+    s3.put_bytes("s3://b/snapshots/abc.manifest", json.dumps([
+        {"prefix": curated}, "ingestion_date=2026-12-01/batch=a1/part-0.parquet",
+        "ingestion_date=2026-12-02/batch=b2/part-0.parquet"]).encode())
+    request = _request(_bundle(s3, {"job.py": JOB}))
+    snapshot = request["ProcessingInputs"][1]["S3Input"]
+    snapshot.update(S3Uri="s3://b/snapshots/abc.manifest", S3DataType="ManifestFile")
+    run_processing_job(request, s3, tmp_path / "work", tools(tmp_path / "tools"))
+    listing = s3.get_bytes("s3://b/run/job/result/listing.txt").decode().splitlines()
+    assert listing == ["code/sourcedir.tar.gz", "raw_test/ingestion_date=2026-12-01/batch=a1/part-0.parquet",
+                       "raw_test/ingestion_date=2026-12-02/batch=b2/part-0.parquet"]
+
+
+@pytest.mark.parametrize(("manifest", "error"), [
+    ([{"prefix": "s3://curated/"}, "gone/part-0.parquet"],
+     "NoSuchKey: s3://curated/gone/part-0.parquet (listed in the manifest s3://b/snapshots/m.manifest)"),
+    ([{"prefix": "s3://curated/"}], "the manifest s3://b/snapshots/m.manifest lists no object"),
+    (["no prefix"], 'a manifest is a list starting with {"prefix": "s3://..."}'),
+    ([{"prefix": "s3://curated/"}, "../escape.parquet"], "'../escape.parquet' is not a key relative to the prefix"),
+    (None, "NoSuchKey: s3://b/snapshots/m.manifest"),
+])
+def test_an_empty_missing_or_malformed_snapshot_fails_the_job_naming_it(s3: LocalS3, tmp_path: Path,
+                                                                       manifest: Any, error: str) -> None:
+    if manifest is not None:
+        s3.put_bytes("s3://b/snapshots/m.manifest", json.dumps(manifest).encode())
+    request = _request(_bundle(s3, {"job.py": JOB}))
+    request["ProcessingInputs"][1]["S3Input"].update(S3Uri="s3://b/snapshots/m.manifest", S3DataType="ManifestFile")
+    with pytest.raises(JobFailed, match=re.escape(error)):
+        run_processing_job(request, s3, tmp_path / "work", tools(tmp_path / "tools"))
+
+
+def test_run_local_data_for_a_manifest_uri_becomes_a_snapshot(tmp_path: Path) -> None:
+    """`mlops pipeline run-local` hands the tabular pipeline its data as the starter would: the files
+    as curated objects, and a manifest listing them at the InputDataUrl."""
+    data = tmp_path / "data"
+    (data / "ingestion_date=2026-01-01").mkdir(parents=True)
+    (data / "ingestion_date=2026-01-01" / "part-0.csv").write_text("a,b\n1,2\n")
+    (data / "_SUCCESS").write_text("")
+    s3 = LocalS3(tmp_path / "s3")
+    written = upload_data(s3, data, "s3://art/snapshots/unset.manifest")
+    assert written == ["s3://art/curated/ingestion_date=2026-01-01/part-0.csv"]
+    assert json.loads(s3.get_bytes("s3://art/snapshots/unset.manifest")) == [
+        {"prefix": "s3://art/curated/"}, "ingestion_date=2026-01-01/part-0.csv"]
+    assert upload_data(s3, data / "ingestion_date=2026-01-01", "s3://art/raw/") == ["s3://art/raw/part-0.csv"]
 
 
 def test_a_local_path_outside_opt_ml_processing_is_refused(s3: LocalS3, tmp_path: Path) -> None:

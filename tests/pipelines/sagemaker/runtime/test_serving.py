@@ -1,7 +1,9 @@
 """The tabular model.tar.gz the training toolkit wrote, served by AWS's inference toolkit
 (sagemaker-inference's handler service) behind Multi Model Server, with the code found where the
-XGBoost serving image finds it (SAGEMAKER_SUBMIT_DIRECTORY): /ping, /invocations in CSV and JSON,
-and bad requests answered with the 4xx our handlers choose, naming the problem."""
+XGBoost serving image finds it (SAGEMAKER_SUBMIT_DIRECTORY): the pipeline's models name their own
+code, /opt/ml/model/code (model.tar.gz's code/), which the image's server copies as it is; an s3://
+code bundle is downloaded. /ping, /invocations in CSV and JSON, and bad requests answered with the
+4xx our handlers choose, naming the problem."""
 
 from __future__ import annotations
 
@@ -16,9 +18,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.sagemaker.runtime.s3 import LocalS3
-from pipelines.sagemaker.runtime.serving import Endpoint, code_from_submit_directory, own_group, serve_model
+from pipelines.sagemaker.runtime.serving import (
+    Endpoint,
+    ModelFailedToServe,
+    code_from_submit_directory,
+    own_group,
+    serve_model,
+)
 from pipelines.sagemaker.runtime.training import TrainingResult
 from tests.pipelines.sagemaker.runtime.jobs import PYTORCH_INFERENCE_IMAGE, XGBOOST_IMAGE, model_request
+
+MODEL_CODE = "/opt/ml/model/code"  # what the definition's models give as SAGEMAKER_SUBMIT_DIRECTORY
 
 MMS_NAMESPACE = "com.amazonaws.ml.mms.ModelServer"  # how sagemaker-inference recognises the server
 
@@ -26,9 +36,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def endpoint(tabular_training: TrainingResult, tabular_code: str, s3: LocalS3,
-             runtime_root: Path) -> Iterator[Endpoint]:
-    request = model_request("churn-model", XGBOOST_IMAGE, tabular_training.model_artifacts, tabular_code,
+def endpoint(tabular_training: TrainingResult, s3: LocalS3, runtime_root: Path) -> Iterator[Endpoint]:
+    request = model_request("churn-model", XGBOOST_IMAGE, tabular_training.model_artifacts, MODEL_CODE,
                             "inference.py")
     with serve_model(request, s3, runtime_root / "serving") as served:
         yield served
@@ -81,11 +90,22 @@ def test_where_each_image_finds_the_serving_code() -> None:
     assert not code_from_submit_directory(PYTORCH_INFERENCE_IMAGE)
 
 
+def test_a_submit_directory_the_container_does_not_have_fails_naming_it(tabular_training: TrainingResult,
+                                                                       s3: LocalS3, runtime_root: Path) -> None:
+    request = model_request("no-code", XGBOOST_IMAGE, tabular_training.model_artifacts, "/opt/ml/model/nowhere",
+                            "inference.py")
+    with (pytest.raises(ModelFailedToServe, match="SAGEMAKER_SUBMIT_DIRECTORY /opt/ml/model/nowhere: no such folder"),
+          serve_model(request, s3, runtime_root / "serving-none")):
+        pass
+
+
 
 def test_a_second_endpoint_on_the_same_machine_serves_too(endpoint: Endpoint, tabular_training: TrainingResult,
                                                          tabular_code: str, s3: LocalS3, runtime_root: Path,
                                                          rows: list[dict[str, object]]) -> None:
-    """One container runs one model server; this machine may run several endpoints at once."""
+    """One container runs one model server; this machine may run several endpoints at once. (This one
+    takes its code from the s3:// code bundle, as models built before the code moved into
+    model.tar.gz do.)"""
     request = model_request("churn-model-2", XGBOOST_IMAGE, tabular_training.model_artifacts, tabular_code,
                             "inference.py")
     with serve_model(request, s3, runtime_root / "serving-2") as second:

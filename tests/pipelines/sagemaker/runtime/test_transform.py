@@ -33,8 +33,8 @@ def transform_request(name: str, prefix: str, output: str) -> dict[str, Any]:
     }
 
 
-def test_each_object_under_the_prefix_becomes_a_dot_out(tabular_training: TrainingResult, tabular_code: str,
-                                                        s3: LocalS3, churn: dict[str, str], runtime_root: Path) -> None:
+def test_each_object_under_the_prefix_becomes_a_dot_out(tabular_training: TrainingResult, s3: LocalS3,
+                                                        churn: dict[str, str], runtime_root: Path) -> None:
     # Two parts under raw_test/, and raw_test_labels/ beside it: same key prefix.
     source = s3.list(churn["raw_test"] + "/")[0]
     table = pq.read_table(io.BytesIO(s3.get_bytes(source)))
@@ -45,7 +45,8 @@ def test_each_object_under_the_prefix_becomes_a_dot_out(tabular_training: Traini
         s3.put_bytes(f"{inputs}/part-{i}.parquet", buf.getvalue())
     s3.put_bytes(f"s3://{BUCKET}/run-2/preprocess/raw_test_labels/labels.parquet",
                  s3.get_bytes(s3.list(churn["raw_test_labels"] + "/")[0]))
-    model = model_request("churn-model", XGBOOST_IMAGE, tabular_training.model_artifacts, tabular_code,
+    # The model's own code (model.tar.gz's code/), as the definition's transform model names it.
+    model = model_request("churn-model", XGBOOST_IMAGE, tabular_training.model_artifacts, "/opt/ml/model/code",
                           "inference.py")
     output = f"s3://{BUCKET}/run-2/transform/predictions"
 
