@@ -1,7 +1,7 @@
 """`mlops run` end to end on small data: the lake, the ETL and the snapshot it trains on; the three
 retraining cases (new data, no new data, an identical re-run); the gate; approval and serving the
-approved version. And `mlops pipeline run-local`, the SageMaker definition run here on the same data,
-scored against it.
+approved version (`mlops pipeline run-local` is in test_sagemaker_run_local.py, bring-your-own data in
+test_bring_your_own.py: apart, so that they run side by side).
 
 The runs share one MLOPS_HOME and build on each other, in this order (each a module fixture):
 first (registers version 1) -> again (no new data) -> identical (--no-cache) -> strict (fails the gate)
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import math
 import os
 import socket
 import subprocess
@@ -19,34 +18,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
+from tests.e2e.runs import ROOT, SMALL, TRAINING, Run, mlops, ok
+
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-TRIALS = 3
-SMALL = ["--rows", "2000", "--trials", str(TRIALS), "--parallel", "2"]  # and the default seed, 42
-TRAINING = ("preprocess", "tune", "train", "evaluate")
-Run = subprocess.CompletedProcess[str]
-
-
-def mlops(home: Path, *args: str, timeout: float = 600, cwd: Path = ROOT) -> Run:
-    env = {**os.environ, "MLOPS_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def _files(folder: Path) -> set[Path]:
-    return {p for p in folder.rglob("*") if "__pycache__" not in p.parts}
-
-
-def _ok(run: Run) -> Run:
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return run
 
 
 def _versions(home: Path) -> list[str]:
@@ -71,20 +50,20 @@ def first_run(home: Path) -> Run:
 @pytest.fixture(scope="module")
 def again(home: Path, first_run: Run) -> Run:
     """No new data: the same generated file lands in the lake again."""
-    _ok(first_run)
+    ok(first_run)
     return mlops(home, "run", *SMALL, "--run-id", "again")
 
 
 @pytest.fixture(scope="module")
 def identical(home: Path, again: Run) -> Run:
     """The same data and seed, every step run again."""
-    _ok(again)
+    ok(again)
     return mlops(home, "run", *SMALL, "--no-cache", "--run-id", "identical")
 
 
 @pytest.fixture(scope="module")
 def strict(home: Path, identical: Run) -> Run:
-    _ok(identical)
+    ok(identical)
     return mlops(home, "run", *SMALL, "--threshold", "0.999", "--run-id", "strict")
 
 
@@ -96,7 +75,7 @@ def new_data(home: Path, strict: Run) -> Run:
 
 
 def test_run_lands_the_data_curates_it_trains_on_a_snapshot_and_registers(home: Path, first_run: Run) -> None:
-    _ok(first_run)
+    ok(first_run)
     run = home / "runs" / "first"
     evaluation = json.loads((run / "evaluate" / "evaluation" / "evaluation.json").read_text())
     auc = evaluation["binary_classification_metrics"]["auc"]["value"]
@@ -134,7 +113,7 @@ def test_run_lands_the_data_curates_it_trains_on_a_snapshot_and_registers(home: 
 
 
 def test_no_new_data_trains_nothing_and_registers_nothing(home: Path, again: Run) -> None:
-    _ok(again)
+    ok(again)
     assert "0 new raw objects" in again.stdout
     for step in TRAINING:
         assert f"- {step}: cached, reused from run first" in again.stdout
@@ -146,7 +125,7 @@ def test_no_new_data_trains_nothing_and_registers_nothing(home: Path, again: Run
 
 def test_an_identical_rerun_trains_again_to_the_same_model_and_does_not_register_it(home: Path,
                                                                                    identical: Run) -> None:
-    _ok(identical)
+    ok(identical)
     for step in TRAINING:
         assert f"- {step}: done in" in identical.stdout
     assert _digest(home, "identical") == _digest(home, "first")
@@ -160,7 +139,7 @@ def test_tuning_the_same_data_twice_gives_the_same_trials(home: Path, first_run:
     from pipelines.definition import TABULAR
     from pipelines.local.tune import tune
 
-    _ok(first_run)
+    ok(first_run)
     pre = home / "runs" / "first" / "preprocess"
     space = TABULAR.search_space("binary")
     runs = []
@@ -188,7 +167,7 @@ def test_a_failed_gate_stops_before_registration_and_says_why(home: Path, strict
 
 
 def test_new_data_retrains_and_registers_a_new_version(home: Path, new_data: Run) -> None:
-    _ok(new_data)
+    ok(new_data)
     lake = home / "lake" / "churn"
     assert len(list((lake / "raw").iterdir())) == 2 and len(list((lake / "snapshots").iterdir())) == 2
     assert "1 new raw object: " in new_data.stdout
@@ -201,54 +180,6 @@ def test_new_data_retrains_and_registers_a_new_version(home: Path, new_data: Run
     assert info["snapshot_digest"] != json.loads(
         (home / "registry" / "churn-models" / "v1" / "version.json").read_text())["snapshot_digest"]
 
-
-def test_bring_your_own_regression_data(tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
-    n = 600
-    size = rng.uniform(30, 200, n)
-    rooms = rng.integers(1, 6, n)
-    district = rng.choice(["old-town", "harbour", "hills"], n)
-    price = 2.5 * size + 20 * rooms + np.select([district == "harbour"], [80.0], 0.0) + rng.normal(0, 15, n)
-    data = tmp_path / "homes.csv"
-    pd.DataFrame({"floor_area": size.round(1), "rooms": rooms, "district": district,
-                  "asking_price": price.round(2)}).to_csv(data, index=False)
-    elsewhere = tmp_path / "a-users-repository"  # run from any folder: nothing lands there
-    elsewhere.mkdir()
-    before = _files(ROOT / "training_code")
-    res = mlops(tmp_path / "home", "run", "--data", str(data), "--target", "asking_price", "--trials", "2",
-                "--approve", cwd=elsewhere)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "regression)" in res.stdout and "etl: skipped (bring-your-own data without a spec" in res.stdout
-    assert "naive baseline (mean): needs r2 >= " in res.stdout  # regression's own gate, relative
-    (snapshot,) = (tmp_path / "home" / "lake" / "homes" / "snapshots").iterdir()  # named for the file
-    assert [p.name for p in snapshot.iterdir()] == ["homes.csv"]
-    run = next((tmp_path / "home" / "runs").iterdir())
-    evaluation = run / "evaluate" / "evaluation" / "evaluation.json"
-    assert json.loads(evaluation.read_text())["regression_metrics"]["r2"]["value"] > 0.8
-    # --approve: the version serves at once
-    assert "registered:  churn-models version 1 (Approved)" in res.stdout
-    assert (tmp_path / "home" / "registry" / "current" / "model" / "model_meta.json").is_file()
-    assert _files(elsewhere) == set(), "mlops run wrote into the folder it was started from"
-    assert _files(ROOT / "training_code") == before, "mlops run wrote into training_code/"
-
-
-def test_bad_data_argument_fails_before_work(tmp_path: Path) -> None:
-    res = mlops(tmp_path / "home", "run", "--data", str(tmp_path / "missing.csv"), "--target", "y")
-    assert res.returncode == 2 and "no such file" in res.stderr
-    assert not (tmp_path / "home" / "runs").exists()
-
-
-def test_a_missing_or_empty_snapshot_fails_before_any_step_naming_it(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    res = mlops(home, "run", "--snapshot", "0badc0ffee", "--run-id", "missing")
-    assert res.returncode == 2 and "snapshot 0badc0ffee is missing" in res.stderr
-    empty = home / "lake" / "churn" / "snapshots" / ("e" * 64)
-    (empty / "_ledger").mkdir(parents=True)
-    res = mlops(home, "run", "--snapshot", "eeee", "--run-id", "empty")
-    assert res.returncode == 2 and f"snapshot {empty} is empty" in res.stderr
-    assert not any((home / "runs").glob("*/preprocess")), "a step ran on a missing or empty snapshot"
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -258,15 +189,15 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def approved(home: Path, new_data: Run) -> Run:
     """Versions 1 and 2 registered, none approved: `mlops serve` refuses; then version 1 is approved."""
-    _ok(new_data)
+    ok(new_data)
     refused = mlops(home, "serve", "--port", str(_free_port()))
     assert refused.returncode == 2 and "approve one with `mlops models approve N`" in refused.stderr
-    return _ok(mlops(home, "models", "approve", "1"))
+    return ok(mlops(home, "models", "approve", "1"))
 
 
 def test_models_list_shows_the_approved_version_serving(home: Path, approved: Run) -> None:
     assert "approved churn-models version 1" in approved.stdout
-    listing = _ok(mlops(home, "models", "list")).stdout.splitlines()
+    listing = ok(mlops(home, "models", "list")).stdout.splitlines()
     row = {line.split()[0]: line for line in listing if line.strip()[:1].isdigit()}
     assert "Approved" in row["1"] and "champion: serves" in row["1"]
     assert "PendingManualApproval" in row["2"] and "serves" not in row["2"]
@@ -330,92 +261,3 @@ def test_serve_scores_rows_rejects_bad_ones_and_captures(home: Path, server: int
     captured = records[0]["captureData"]
     assert captured["endpointInput"]["encoding"] == "CSV" and captured["endpointOutput"]["mode"] == "OUTPUT"
     assert records[0]["eventMetadata"]["inferenceTime"].endswith("Z")
-
-
-# -- `mlops pipeline run-local`: the SageMaker definition JSON run here, on first_run's data and seed -----
-# Its jobs run with AWS's own runtimes where there are some (the training toolkit; the inference toolkit
-# behind its model server for the batch transform) and the processing container contract otherwise.
-
-@pytest.fixture(scope="module")
-def sagemaker_run(home: Path) -> subprocess.CompletedProcess[str]:
-    return mlops(home, "pipeline", "run-local", "--target", "sagemaker", "--rows", "2000", "--seed", "42",
-                 "--max-trials", str(TRIALS), "--run-id", "sm", timeout=900)
-
-
-def _execution(home: Path) -> dict[str, Any]:
-    return dict(json.loads((home / "sagemaker-runs" / "sm" / "execution.json").read_text()))
-
-
-def _s3_object(home: Path, suffix: str) -> Path:
-    found = sorted((home / "sagemaker-runs" / "sm" / "s3").rglob(suffix))
-    assert len(found) == 1, f"expected one {suffix} in the local S3, found {found}"
-    return found[0]
-
-
-def test_the_definition_runs_through_tuning_the_gate_and_registration(
-        home: Path, sagemaker_run: subprocess.CompletedProcess[str]) -> None:
-    statuses = {s["name"]: s["status"] for s in _execution(home)["steps"]}
-    assert all(statuses[s] == "Succeeded" for s in ("preprocess", "tune", "train", "evaluate", "check", "gate",
-                                                      "new-model", "baseline", "register", "transform-model",
-                                                      "transform")), \
-        f"{statuses}\n{sagemaker_run.stdout[-3000:]}\n{sagemaker_run.stderr[-3000:]}"
-    assert statuses["check-failed"] == "NotExecuted"
-    for step in statuses:
-        assert f"\n  {step}" in sagemaker_run.stdout, f"the summary lacks {step}"
-    assert "gate: passed true == true -> True, new-model: register true == true -> True" in sagemaker_run.stdout
-
-    run = home / "sagemaker-runs" / "sm"
-    trials = sorted((run / "steps" / "tune").glob("*/input/config/hyperparameters.json"))
-    assert len(trials) == TRIALS
-    for path in trials:  # what the tuning service adds, and how it writes tuned values
-        hp = json.loads(path.read_text())
-        assert hp["_tuning_objective_metric"] == "validation:auc"
-        assert int(hp["max_depth"]) >= 1 and float(hp["eta"]) > 0 and not hp["eta"].startswith('"')
-    best = json.loads((run / "steps" / "tune" / "trials.json").read_text())
-    trained = json.loads(next((run / "steps" / "train").glob("*/input/config/hyperparameters.json")).read_text())
-    best_trial = max((t for t in best if t["value"] is not None), key=lambda t: t["value"])
-    assert {k: trained[k] for k in best_trial["hyperparameters"]} == best_trial["hyperparameters"]
-
-    package = json.loads((run / "model-registry.json").read_text())[0]
-    evaluation = json.loads(_s3_object(home, "evaluation.json").read_text())
-    assert package["ModelPackageGroupName"] == "churn-models"
-    assert package["ModelApprovalStatus"] == "PendingManualApproval"
-    assert package["Metrics"] == evaluation
-    assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"].endswith("/output/model.tar.gz")
-    # the version carries its own monitoring baseline (this execution's), not a shared one
-    baseline = package["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]["S3Uri"]
-    assert baseline.endswith("/baseline/baseline/statistics.json") and "/monitoring/" not in baseline
-
-
-def test_its_model_scores_as_mlops_runs_within_noise(home: Path, sagemaker_run: subprocess.CompletedProcess[str],
-                                                     first_run: subprocess.CompletedProcess[str]) -> None:
-    assert first_run.returncode == 0, first_run.stdout[-2000:] + first_run.stderr[-2000:]
-    assert {s["name"]: s["status"] for s in _execution(home)["steps"]}["evaluate"] == "Succeeded"
-    cloud = json.loads(_s3_object(home, "evaluation.json").read_text())["binary_classification_metrics"]["auc"]
-    local = json.loads((home / "runs" / "first" / "evaluate" / "evaluation" / "evaluation.json").read_text())
-    here = local["binary_classification_metrics"]["auc"]
-    # Scored on the same test split: the same data and seed split alike on both targets.
-    local_test = home / "runs" / "first" / "preprocess" / "raw_test" / "data.parquet"
-    test_rows = [len(pd.read_parquet(p)) for p in (_s3_object(home, "raw_test/data.parquet"), local_test)]
-    assert test_rows[0] == test_rows[1]
-    # Within noise: the two searches try other points (each its own sampler), so the models differ;
-    # their test AUCs must agree within two standard deviations of the difference, from the standard
-    # deviations evaluate.py reports (as if independent: the shared test set only narrows it).
-    noise = 2 * math.hypot(cloud["standard_deviation"], here["standard_deviation"])
-    print(f"\ntest AUC: run-local (SageMaker definition) {cloud['value']:.4f} ± {cloud['standard_deviation']:.4f}, "
-          f"mlops run {here['value']:.4f} ± {here['standard_deviation']:.4f}; |difference| "
-          f"{abs(cloud['value'] - here['value']):.4f} <= {noise:.4f}?")
-    assert abs(cloud["value"] - here["value"]) <= noise
-
-
-def test_the_batch_transform_scores_exactly_the_test_split(home: Path,
-                                                           sagemaker_run: subprocess.CompletedProcess[str]) -> None:
-    """The regression check of issue 13 item 10: the transform's input prefix `.../raw_test` also
-    matched `.../raw_test_labels/labels.parquet`, and the job failed on a file without the model's
-    columns. Passes once the definition gives the transform a prefix nothing else shares."""
-    assert sagemaker_run.returncode == 0, sagemaker_run.stdout[-2000:] + sagemaker_run.stderr[-3000:]
-    predictions = sorted((home / "sagemaker-runs" / "sm" / "s3").rglob("*.out"))
-    assert len(predictions) == 1, predictions
-    rows = len(pd.read_parquet(_s3_object(home, "raw_test/data.parquet")))
-    assert predictions[0].read_text().count("\n") == rows
-

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -18,6 +19,7 @@ from infra.constructs.glue_etl import ETL_SCRIPT, etl_modules, modules_zip
 from pipelines.bundles import import_closure
 from pipelines.definition import IMAGE, TABULAR
 from pipelines.paths import TRAINING_CODE
+from tests.infra.moto_env import mocked_aws
 from tests.infra.policy_check import Assembly, evaluate
 
 STACK = "mlops-dev-data-lake"
@@ -245,16 +247,8 @@ def moto_ready(template: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
-    for k, v in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
-                 "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(k, v)
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(k, raising=False)
-    from moto import mock_aws
-
-    with mock_aws():
-        yield
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    yield from mocked_aws(monkeypatch, "eu-west-1")
 
 
 @pytest.mark.parametrize("stack", ["mlops-dev-data-lake", "mlops-prod-data-lake"])

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.infra.moto_env import mocked_aws
+
 ACCOUNT, REGION = "123456789012", "us-east-1"  # moto's default account; the pipeline's definition region
 CONCERNS = ("network", "data-lake", "ml-pipeline", "serving", "ci-access")  # dependency order
 # moto 5.2.5's CloudFormation has no model of these types (moto.cloudformation.parsing get_model_map).
@@ -100,15 +102,7 @@ def moto_ready(template: dict[str, Any], modelled: set[str]) -> tuple[dict[str, 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for k, v in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
-                 "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(k, v)
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(k, raising=False)
-    from moto import mock_aws
-
-    with mock_aws():
-        yield
+    yield from mocked_aws(monkeypatch, REGION)
 
 
 def publish_assets(synth: Any, stack: str) -> None:

@@ -25,6 +25,7 @@ from infra.constructs.model_monitor.images import ANALYZER_REGISTRIES, ANALYZER_
 from infra.constructs.model_monitor.model_quality import INFERENCE_ATTRIBUTES
 from pipelines.definition import DEFAULT_SPEC
 from pipelines.paths import REPO_ROOT, TRAINING_CODE
+from tests.infra.moto_env import mocked_aws
 
 DEV = "mlops-dev-serving"
 PROD = "mlops-prod-serving"
@@ -431,15 +432,7 @@ def moto_template(template: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for k, v in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-                 "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(k, v)
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(k, raising=False)
-    from moto import mock_aws
-
-    with mock_aws():
-        yield
+    yield from mocked_aws(monkeypatch, "us-east-1")
 
 
 def test_the_serving_stack_on_moto_approval_then_infra_deploy_keeps_the_endpoint(synth: Any, aws: None) -> None:
