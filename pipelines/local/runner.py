@@ -131,6 +131,7 @@ class LocalRun:
         self.version_folder: Path | None = None  # what register.py wrote
         self.champion: registry.Version | None = None
         self.digests: list[str] = []  # of the versions registered before this run
+        self.model_name = self.workload.model_name  # until the data set is known (see _model_name)
 
     # -- what the declaration's Settings and Parameters are here -------------------------------
     def spec(self) -> Path | None:
@@ -192,8 +193,9 @@ class LocalRun:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.say(f"run {self.run_id}: {self.folder}")
         snap = self._data()
-        self.champion = registry.champion(self.workload.model_name)
-        self.digests = registry.registered_digests(self.workload.model_name)
+        self.model_name = self.result.model_name = self._model_name(self.result.dataset)
+        self.champion = registry.champion(self.model_name)
+        self.digests = registry.registered_digests(self.model_name)
         self.result.champion = self.champion.version if self.champion else None
         for step in self.workload.steps:
             self._step(step, snap.folder)
@@ -234,6 +236,13 @@ class LocalRun:
         self.say(f"- data: snapshot {snap.short} of {lake.dataset}: {snap.files} file(s), {_size(snap.size)} "
                  f"({snap.folder})")
         return snap
+
+    def _model_name(self, dataset: str) -> str:
+        """The workload's model (churn-models) for its own generated data; `<dataset>-models` for
+        any other data set, so that a user's data never meets another data set's champion, digests
+        or version numbers (one model package group per data set, as one pipeline per data set)."""
+        generated = data.GENERATORS[self.workload.name](self.cfg.rows, self.cfg.seed)[1]
+        return self.workload.model_name if dataset == generated else f"{dataset}-models"
 
     def _default_dataset(self) -> str:
         if self.cfg.data is not None:
@@ -372,10 +381,10 @@ class LocalRun:
                 "snapshot": str(snap.folder) if snap else None, "snapshot_digest": snap.digest if snap else None,
                 "metric": check.get("metric"), "value": check.get("value"), "gate": check.get("message"),
                 "comparisons": check.get("comparisons", [])}
-        version = registry.register_model(self.workload.model_name, self.run_id, self.version_folder, info)
+        version = registry.register_model(self.model_name, self.run_id, self.version_folder, info)
         status = str(self.loc.parameters["ModelApprovalStatus"])
         rec.status = "done"
-        rec.summary = f"{self.workload.model_name} version {version}, {status}"
+        rec.summary = f"{self.model_name} version {version}, {status}"
         self.result.model_version = version
         self.result.approval_status = status
         self.say(f"- {r.step.name}: {rec.summary}")
@@ -389,7 +398,7 @@ class LocalRun:
             self.problem = found
             self.result.problem_type = found
         if r.step.kind == "tuning" and self.records[r.step.name].status == "done":
-            registry.log_tuning(self.workload.model_name, self.run_id, r.folder)
+            registry.log_tuning(self.model_name, self.run_id, r.folder)
         if "evaluation" in r.outputs:
             evaluation = json.loads((r.outputs["evaluation"] / "evaluation.json").read_text())
             section = next(v for k, v in evaluation.items() if k.endswith("_metrics"))
@@ -406,7 +415,7 @@ class LocalRun:
                 raise CheckFailed(str(check.get("message") or rec.summary))
             if not check.get("register", True):
                 digest = str(check.get("duplicate_of") or check.get("model_sha256") or "")
-                self.result.duplicate_of = registry.version_of_digest(self.workload.model_name, digest)
+                self.result.duplicate_of = registry.version_of_digest(self.model_name, digest)
                 self.say(f"- {r.step.name}: {self._duplicate()}")
 
     def _duplicate(self) -> str:

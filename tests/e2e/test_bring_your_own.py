@@ -37,8 +37,10 @@ def test_bring_your_own_regression_data(tmp_path: Path) -> None:
     run = next((tmp_path / "home" / "runs").iterdir())
     evaluation = run / "evaluate" / "evaluation" / "evaluation.json"
     assert json.loads(evaluation.read_text())["regression_metrics"]["r2"]["value"] > 0.8
-    # --approve: the version serves at once
-    assert "registered:  churn-models version 1 (Approved)" in res.stdout
+    # --approve: the version serves at once; registered under the data set's own model, so that it
+    # never meets another data set's champion, digests or version numbers
+    assert "registered:  homes-models version 1 (Approved)" in res.stdout
+    assert not (tmp_path / "home" / "registry" / "churn-models").exists()
     assert (tmp_path / "home" / "registry" / "current" / "model" / "model_meta.json").is_file()
     assert files_under(elsewhere) == set(), "mlops run wrote into the folder it was started from"
     assert files_under(ROOT / "training_code") == before, "mlops run wrote into training_code/"

@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from common.dataset_spec import DEFAULT_SPEC_PATH, PROBLEM_TYPES, DatasetSpec, SpecError, load_spec
 from tabular.distributed import TRAIN_PARTS
@@ -122,19 +121,22 @@ def deduplicate(df: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, dict
     return df, {"exact": exact, "by_key": by_key}
 
 
-def split(df: pd.DataFrame, y: np.ndarray, cfg: PreprocessConfig, classification: bool
-          ) -> tuple[dict[str, pd.Index], bool]:
-    """Row indexes per split; stratified by class when every class can be."""
-    idx = df.index.to_numpy()
-    strat = classification and bool(np.unique(y, return_counts=True)[1].min() >= 4)
-    rest, test = train_test_split(idx, test_size=cfg.test_size, random_state=cfg.seed,
-                                  stratify=y if strat else None)
-    y_rest = pd.Series(y, index=idx).loc[rest].to_numpy()
-    val_share = cfg.validation_size / (1 - cfg.test_size)
-    train, val = train_test_split(rest, test_size=val_share, random_state=cfg.seed,
-                                  stratify=y_rest if strat else None)
-    return {"train": pd.Index(np.sort(train)), "validation": pd.Index(np.sort(val)),
-            "test": pd.Index(np.sort(test))}, strat
+def split(df: pd.DataFrame, cfg: PreprocessConfig, key: Sequence[str]) -> tuple[dict[str, pd.Index], str]:
+    """Row indexes per split, each row placed by a hash of its key (of its whole content when the
+    data has no key), not by a shuffle: a row keeps its split when new rows arrive. So the champion,
+    scored on the candidate's test split by the gate, is never scored on rows it was trained on
+    (with a shuffled split, about 70% of the grown data's test rows were rows the champion had
+    trained on, and it won the comparison on them). Each split's share is the asked one within
+    sampling noise, and so is the class balance (stratifying exactly needs a shuffle)."""
+    columns = list(key) if key and all(k in df.columns for k in key) else list(df.columns)
+    # hash_pandas_object with a fixed hash_key: the same values give the same hash on every run
+    hashes = pd.util.hash_pandas_object(df[columns].astype(str), index=False).to_numpy(dtype=np.uint64)
+    u = hashes / float(2**64)
+    test = u < cfg.test_size
+    validation = ~test & (u < cfg.test_size + cfg.validation_size)
+    train = ~test & ~validation
+    by = f"hash of {', '.join(columns)}" if columns != list(df.columns) else "hash of the row"
+    return {"train": df.index[train], "validation": df.index[validation], "test": df.index[test]}, by
 
 
 def run(cfg: PreprocessConfig) -> dict[str, Any]:
@@ -160,7 +162,10 @@ def run(cfg: PreprocessConfig) -> dict[str, Any]:
     if spec.problem_type == "binary" and len(np.unique(y)) != 2:
         raise SpecError(f"problem_type: binary, but the target has {len(np.unique(y))} class(es) in the data")
 
-    parts, stratified = split(df, y, cfg, spec.is_classification)
+    parts, split_by = split(df, cfg, spec.key)
+    if min(len(v) for v in parts.values()) == 0:
+        raise InputDataError(f"{cfg.input}: {len(df)} usable rows leave a split empty "
+                             f"({', '.join(f'{k} {len(v)}' for k, v in parts.items())}); give more rows")
     y_by_index = pd.Series(y, index=df.index)
     types = infer_types(df.loc[parts["train"]], spec)
     if not types:
@@ -194,7 +199,7 @@ def run(cfg: PreprocessConfig) -> dict[str, Any]:
         "quarantined": {str(k): int(v) for k, v in quarantine["_quarantine_reason"].value_counts().items()},
         "rows_used": len(df),
         "splits": {name: len(parts[name]) for name in SPLITS},
-        "stratified": stratified,
+        "split_by": split_by,
         "feature_types": types,
         "features_out": len(transformer.feature_names),
         "columns": {k: asdict(v) for k, v in sorted(transformer.column_stats.items())},

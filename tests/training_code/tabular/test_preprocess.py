@@ -103,12 +103,27 @@ def test_categories_are_one_hot_encoded_and_misspellings_of_case_merged(churn_pr
     assert (contract.sum(axis=1) == 1).all()
 
 
-def test_the_split_is_stratified(churn_pre: Path, report: dict[str, Any]) -> None:
-    assert report["stratified"] is True
-    overall = report["class_counts"]["1"] / report["rows_used"]
-    for name in ("train", "validation", "test"):
+def test_each_split_has_its_share_and_the_class_balance_within_noise(churn_pre: Path, report: dict[str, Any]) -> None:
+    assert report["split_by"] == "hash of customer_id"
+    n, overall = report["rows_used"], report["class_counts"]["1"] / report["rows_used"]
+    for name, share in (("train", 0.70), ("validation", 0.15), ("test", 0.15)):
         y = split(churn_pre, name).churned
-        assert abs(y.sum() - overall * len(y)) <= 2, name
+        assert abs(len(y) / n - share) < 4 * (share * (1 - share) / n) ** 0.5, name
+        assert abs(y.mean() - overall) < 4 * (overall * (1 - overall) / len(y)) ** 0.5, name
+
+
+@pytest.mark.parametrize("key", [("customer_id",), ()], ids=["by-key", "by-row"])
+def test_a_row_keeps_its_split_when_new_rows_arrive(raw_csv: pd.DataFrame, key: tuple[str, ...]) -> None:
+    """The gate scores the champion on the candidate's test split: with a shuffled split, rows the
+    champion trained on moved into the grown data's test split (and the champion won on them)."""
+    cfg = preprocess.parse_config(["--input", "x", "--output-dir", "y"])
+    raw = raw_csv.drop_duplicates()
+    old = raw.iloc[: len(raw) * 2 // 3]
+    before, _ = preprocess.split(old, cfg, key)
+    after, _ = preprocess.split(raw, cfg, key)
+    for name in ("train", "validation", "test"):
+        assert before[name].isin(after[name]).all(), name
+        assert len(after[name]) > len(before[name]), name
 
 
 def test_the_same_seed_gives_the_same_split(tmp_path: Path, churn_pre: Path,
