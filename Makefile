@@ -8,18 +8,21 @@ BIN := $(VENV)/bin
 # checkov pins its own boto3 and more, which clash with ours: it lives in a venv of its own
 # (tests/infra/test_infra_checkov.py runs it from there).
 CHECKOV_VENV := .venv-checkov
+# Azure's inference server (and the Azure ML environment it runs in) pins pydantic 2.12 and flask 3.1:
+# a venv of its own too (tests/pipelines/azure/test_inference_server.py serves our scoring script there).
+AZURE_VENV := .venv-azure
 UV := $(BIN)/uv
 # Where this machine keeps the CPU build of torch (pip finds it through its config; uv must be told).
 WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 # The set-up re-runs only when what it installs from changes.
-STAMP := $(VENV)/.setup-$(shell cat pyproject.toml requirements.lock requirements-checkov.lock package.json | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.setup-$(shell cat pyproject.toml requirements.lock requirements-checkov.lock requirements-azure.lock package.json | sha1sum | cut -c1-12)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: setup run test lint typecheck unit bench synth clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock requirements-checkov.lock package.json
+$(STAMP): pyproject.toml requirements.lock requirements-checkov.lock requirements-azure.lock package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# pip stays in the venv (the dependency tests ask it what the registry holds); uv installs:
 	# measured on a fresh cache, 31 s where pip takes 105 s for the same locked set.
@@ -30,6 +33,8 @@ $(STAMP): pyproject.toml requirements.lock requirements-checkov.lock package.jso
 	npm ci --no-audit --no-fund --silent
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(UV) pip install --python $(CHECKOV_VENV)/bin/python --quiet -r requirements-checkov.lock
+	test -x $(AZURE_VENV)/bin/python || $(PYTHON) -m venv $(AZURE_VENV)
+	$(UV) pip install --python $(AZURE_VENV)/bin/python --quiet -r requirements-azure.lock
 	# PYTHONDONTWRITEBYTECODE is set on these machines: compile the big packages once, not per import
 	$(BIN)/python -m compileall -q -j 2 $(VENV)/lib/python3.11/site-packages > /dev/null || true
 	rm -f $(VENV)/.setup-*
@@ -62,4 +67,4 @@ bench: setup
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out .mlops .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(AZURE_VENV) node_modules cdk.out .mlops .pytest_cache .mypy_cache .ruff_cache

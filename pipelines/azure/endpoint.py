@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines import bundles
-from pipelines.azure.job import build_pipeline_job, code_folder, environment
+from pipelines.azure.environment import environment
+from pipelines.azure.job import build_pipeline_job, code_folder
 from pipelines.azure.target import AzureTarget
 
 

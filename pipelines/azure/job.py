@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from pipelines import bundles, paths
+from pipelines.azure.environment import environment
 from pipelines.azure.target import AzureTarget
 from pipelines.definition import (
     InputDir,
@@ -53,11 +54,6 @@ from pipelines.definition import (
     words,
 )
 
-BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
-# Beyond the workload's requirements: MLflow is how a sweep reads its trials' metric.
-AZURE_EXTRAS = ("mlflow", "azureml-mlflow", "azureml-inference-server-http")
-# The CPU build of torch (PyPI's default build pulls several GB of CUDA libraries).
-TORCH = ("--extra-index-url https://download.pytorch.org/whl/cpu", "torch==2.13.0", "pillow==13.0.0")
 _SCRATCH = "$TMPDIR/mlops-outputs"
 # Pipeline inputs: the parameters an Azure pipeline can take per run.
 # Pipeline inputs that are folders (uri_folder), not values.
@@ -78,29 +74,6 @@ def quiet() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
-
-
-# -- environments -------------------------------------------------------------------------------
-
-def _requirements(target: AzureTarget) -> list[str]:
-    req = paths.TRAINING_CODE / target.work.requirements
-    found = [line.split("#", 1)[0].strip() for line in req.read_text().splitlines()]
-    return [r for r in found if r and not r.startswith("-")]
-
-
-def environment(target: AzureTarget, spark: bool = False) -> Any:
-    from azure.ai.ml.entities import Environment
-
-    pip = [*_requirements(target), *AZURE_EXTRAS]
-    if target.workload == "image":
-        pip = [*TORCH, *pip]
-    dependencies: list[Any] = ["python=3.11", "pip"]
-    if spark:  # etl.py runs local Spark in the node, as it does on a laptop
-        dependencies += ["openjdk=17", "pyspark=3.5"]
-    name = f"mlops-{target.workload}" + ("-spark" if spark else "")
-    conda = {"name": name, "channels": ["conda-forge"], "dependencies": [*dependencies, {"pip": pip}]}
-    return Environment(image=BASE_IMAGE, conda_file=conda,
-                       description=f"training_code/{target.work.requirements} on Azure ML's base image")
 
 
 # -- the search space ---------------------------------------------------------------------------

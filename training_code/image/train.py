@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from common.model_code import ship_serving_code
+from common.tracking import upload_artifacts
 from image.hardware import cpu_flags, native_bf16
 from image.loader import AUGMENTATIONS, GlobalBatchSampler, ImageFiles, list_labelled, make_loader
 from image.model import ModelConfig, build_model, count_parameters
@@ -315,7 +316,7 @@ class _MLflow:
     def end(self, artifact: Path | None = None) -> None:
         if self.mlflow:
             if artifact is not None:
-                self.mlflow.log_artifact(str(artifact))
+                upload_artifacts(lambda: self.mlflow.log_artifact(str(artifact)), str(artifact))
             self.mlflow.end_run()
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from common.model_code import ship_serving_code
+from common.tracking import upload_artifacts
 from tabular import distributed
 from tabular.distributed import SINGLE, Cluster
 from tabular.metrics import compute_metrics, format_metric_lines
@@ -335,7 +336,8 @@ def log_to_mlflow(cfg: TrainConfig, metrics: dict[str, float]) -> None:
     with active:
         mlflow.log_params(cfg.hyperparameters())
         mlflow.log_metrics({k.replace(":", "_"): v for k, v in metrics.items()})
-        mlflow.log_artifacts(str(cfg.model_dir), artifact_path="model")
+        upload_artifacts(lambda: mlflow.log_artifacts(str(cfg.model_dir), artifact_path="model"),
+                         f"the model folder {cfg.model_dir}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

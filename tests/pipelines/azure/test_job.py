@@ -22,7 +22,7 @@ import yaml
 from pipelines import bundles
 from pipelines import definition as d
 from pipelines.azure.endpoint import endpoint
-from pipelines.azure.job import build_pipeline_job, quiet, step_names, sweep_ranges, upstream
+from pipelines.azure.job import build_pipeline_job, pipeline_yaml, quiet, step_names, sweep_ranges, upstream
 from pipelines.azure.target import AzureTarget
 from pipelines.cli import main
 
@@ -140,6 +140,29 @@ def test_pipeline_inputs_are_the_definition_parameters(exported: Exported) -> No
         assert jobs[node]["inputs"][name]["path"] == f"${{{{parent.inputs.{name}}}}}", (node, name)
     # register records the snapshot's URI, not a mount of it
     assert jobs["register"]["component"]["inputs"]["InputDataUrl"]["mode"] == "direct"
+
+
+GATED = [(w.name, problem) for w in d.WORKLOADS.values() for problem in w.gate.problem_types]
+
+
+@pytest.mark.parametrize(("workload", "problem"), GATED, ids=[f"{w}-{p}" for w, p in GATED])
+def test_the_gate_is_the_declarations_for_every_problem_type(workload: str, problem: str, tmp_path: Path) -> None:
+    """GateMargin, MetricThreshold and the check's metric are the workload's gate for the problem type,
+    as the local run and SageMaker take them (a margin or threshold fixed for all problem types is
+    wrong for multiclass, whose margin is 0.02, and for regression, gated on r2)."""
+    from pipelines.sagemaker.target import SageMakerTarget
+
+    target = AzureTarget(workload=workload, problem_type=problem)
+    data = yaml.safe_load(pipeline_yaml(target, tmp_path))
+    work = d.WORKLOADS[workload]
+    declared = d.parameter_defaults(work, problem)  # what the local runner starts from
+    sagemaker = SageMakerTarget(role_arn="arn:aws:iam::123456789012:role/r", bucket="b", code_uri="s3://b/c",
+                                workload=workload, problem_type=problem).parameter_defaults()
+    for name in ("GateMargin", "MetricThreshold"):
+        assert data["inputs"][name] == declared[name] == sagemaker[name], name
+    assert data["inputs"]["GateMargin"] == work.gate.margin(problem)
+    check = data["jobs"]["check"]["component"]["command"]
+    assert f"--metric {work.gate.path(problem)} --op {work.gate.op} " in check
 
 
 # -- tuning -------------------------------------------------------------------------------------

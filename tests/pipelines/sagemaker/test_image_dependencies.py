@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import re
 import shutil
-import ssl
 import subprocess
 import sys
 import tarfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,27 +33,11 @@ from pipelines import bundles
 from pipelines.definition import workload
 from pipelines.sagemaker import images
 from pipelines.sagemaker.images import Image
+from tests.pipelines.package_index import PIP_FOR_TARGET_PYTHON, pip_config, pip_errors, probe
 from tests.pipelines.sagemaker.targets import build_once, target
 
 WORKLOADS = ("tabular", "image")
 IMAGE_FIELDS = ("ImageUri", "TrainingImage", "Image")  # processing, training/tuning, model
-PROBE_TIMEOUT_S = 5
-DEFAULT_INDEX = "https://pypi.org/simple"
-
-# pip evaluates environment markers against the interpreter it runs on, whatever --python-version
-# says (that option covers wheel tags and Requires-Python only). Run it with its marker environment
-# set to the image's Python, so `; python_version < "3.11"` lines, ours and our dependencies', apply
-# as they will in the image.
-_PIP_FOR_TARGET_PYTHON = """
-import sys
-from pip._vendor.packaging import markers
-python = sys.argv.pop(1)
-host = markers.default_environment
-markers.default_environment = lambda: {**host(), "python_version": python, "python_full_version": python + ".0"}
-from pip._internal.cli.main import main
-sys.exit(main(sys.argv[1:]))
-"""
-
 
 # -- what the definition names -------------------------------------------------------------------
 
@@ -98,47 +78,6 @@ def test_an_unrecorded_image_is_refused() -> None:
 
 
 # -- the registry --------------------------------------------------------------------------------
-
-def pip_config() -> dict[str, str]:
-    """pip's effective settings (its config files and PIP_* variables), as `pip config list` prints them."""
-    out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
-                         timeout=60, check=False).stdout
-    # Precedence as pip applies it: the environment, then the download command's section, then global.
-    rank = {":env:": 3, "download": 2, "global": 1}
-    found: dict[str, tuple[int, str]] = {}
-    for line in out.splitlines():
-        key, _, value = line.partition("=")
-        section, _, name = key.rpartition(".")
-        if section in rank and rank[section] > found.get(name, (0, ""))[0]:
-            found[name] = (rank[section], value.strip().strip("'\""))
-    return {name: value for name, (_, value) in found.items()}
-
-
-def probe(index_url: str, cert: str | None) -> str | None:
-    """None when the index answers within the timeout, else why not."""
-    url = urllib.parse.urlparse(index_url)
-    if url.scheme == "file":
-        path = Path(urllib.request.url2pathname(url.path))
-        return None if path.is_dir() else f"{path} is not a folder"
-    context = ssl.create_default_context(cafile=cert) if cert else None
-    try:
-        with urllib.request.urlopen(f"{index_url.rstrip('/')}/pip/", timeout=PROBE_TIMEOUT_S, context=context) as r:
-            return None if r.status == 200 else f"HTTP {r.status}"
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        return str(getattr(e, "reason", e))
-
-
-@pytest.fixture(scope="session")
-def registry() -> str:
-    """The index pip will ask (skips the session's registry tests when it does not answer)."""
-    config = pip_config()
-    index_url = config.get("index-url") or DEFAULT_INDEX
-    why = probe(index_url, config.get("cert") or None)
-    if why is not None:
-        pytest.skip(f"package index not reachable ({index_url}: {why}); the image dependency check "
-                    "asks the registry which wheels exist for each image's Python and skips offline")
-    return index_url
-
 
 @pytest.fixture(scope="session")
 def wheel_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
@@ -196,7 +135,7 @@ def pip_download(image: Image, requirements: Path, work: Path, pool: Path) -> su
     constraints = work / "constraints.txt"
     constraints.write_text("".join(f"{c}\n" for c in constraints_for(image, requirements)))
     command = [
-        sys.executable, "-c", _PIP_FOR_TARGET_PYTHON, image.python,
+        sys.executable, "-c", PIP_FOR_TARGET_PYTHON, image.python,
         "download", "--only-binary=:all:", "--python-version", image.python, "--implementation", "cp",
         *(arg for platform in image.platforms() for arg in ("--platform", platform)),
         "--dest", str(pool), "--timeout", "30", "--retries", "2",
@@ -204,12 +143,6 @@ def pip_download(image: Image, requirements: Path, work: Path, pool: Path) -> su
         "-r", str(requirements), "-c", str(constraints),
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
-
-
-def pip_errors(result: subprocess.CompletedProcess[str]) -> str:
-    lines = (result.stderr + result.stdout).splitlines()
-    wanted = [ln for ln in lines if ln.startswith(("ERROR", "    ", "The conflict")) and "Location" not in ln]
-    return "\n".join(wanted[-25:] or lines[-25:])
 
 
 def picked(result: subprocess.CompletedProcess[str]) -> dict[str, str]:

@@ -3,6 +3,7 @@ tests run it on real models: tabular/test_inference.py, image/test_serving.py)."
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 import image_inference
 import inference
-from common.azure_scoring import JSON, AzureScoring, error_response, find_model_dir
+from common.azure_scoring import JSON, AzureScoring, content_type, error_response, find_model_dir
 from common.input_errors import InputError, UnsupportedContentTypeError
 
 
@@ -31,6 +32,8 @@ class Handlers:
 
     def input_fn(self, body: bytes | str, content_type: str) -> list[float]:
         self.content_types.append(content_type)
+        if content_type.startswith("text/csv"):
+            return [float(v) for v in str(body).split(",")]
         values = json.loads(body)
         if not isinstance(values, list):
             raise UnsupportedContentTypeError("send a list")
@@ -78,10 +81,21 @@ def test_a_bad_request_is_its_status_and_message_and_a_bug_stays_a_500(root: Pat
         azure.run("[0]")
 
 
-def test_inside_azures_server_the_error_is_an_amlresponse(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_request_content_type_picks_input_fns_decoder(root: Path) -> None:
+    """Azure's server hands run() the body as text, and the headers as request_headers (any case)."""
+    handlers = Handlers()
+    azure = AzureScoring(handlers)
+    assert azure.run("1,2", request_headers={"content-type": "text/csv; charset=utf-8"}) == {"predictions": [2, 4]}
+    assert azure.run("[3]", request_headers={"Host": "x"}) == {"predictions": [6]}  # no Content-Type: JSON
+    assert handlers.content_types == ["text/csv; charset=utf-8", JSON]
+    assert content_type(None) == content_type({"Content-Type": " "}) == JSON
+
+
+def test_inside_azures_server_the_error_is_an_amlresponse_sent_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    """json_str=True: without it AMLResponse sends the dict's keys as a text/html body ("error")."""
     class AMLResponse:
-        def __init__(self, body: Any, status: int) -> None:
-            self.body, self.status = body, status
+        def __init__(self, body: Any, status: int, response_headers: Any = None, json_str: bool = False) -> None:
+            self.body, self.status, self.json_str = body, status, json_str
 
     api = types.ModuleType("azureml_inference_server_http.api.aml_response")
     api.AMLResponse = AMLResponse
@@ -90,7 +104,7 @@ def test_inside_azures_server_the_error_is_an_amlresponse(monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, api.__name__, api)
     response = error_response("unknown column(s): x", 400)
     assert isinstance(response, AMLResponse)
-    assert (response.body, response.status) == ({"error": "unknown column(s): x"}, 400)
+    assert (response.body, response.status, response.json_str) == ({"error": "unknown column(s): x"}, 400, True)
 
 
 def test_a_decoder_reads_requests_input_fn_does_not(root: Path) -> None:
@@ -112,7 +126,24 @@ def test_the_model_folder_is_the_root_or_the_shallowest_below_it(tmp_path: Path)
 def test_the_entry_scripts_keep_both_contracts(script: types.ModuleType) -> None:
     for name in ("model_fn", "input_fn", "predict_fn", "output_fn", "init", "run", "main"):
         assert callable(getattr(script, name)), name
-    # Azure's inference server calls run(raw_data=...) and refuses *args, **kwargs or positional-only.
-    (param,) = inspect.signature(script.run).parameters.values()
-    assert param.kind is param.POSITIONAL_OR_KEYWORD
+    # Azure's inference server refuses *args, **kwargs or positional-only in run(); it passes the
+    # headers to a parameter named request_headers, and the body to the other one.
+    params = list(inspect.signature(script.run).parameters.values())
+    assert [p.name for p in params] == ["raw_data", "request_headers"]
+    assert all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
     assert not inspect.signature(script.init).parameters
+
+
+@pytest.mark.parametrize("script", [inference, image_inference], ids=["inference", "image_inference"])
+def test_each_entry_loads_as_azures_server_loads_it(script: types.ModuleType) -> None:
+    """spec_from_file_location, never registered in sys.modules: a @dataclass defined in the entry
+    under `from __future__ import annotations` fails there (AttributeError: 'NoneType' object has no
+    attribute '__dict__') and the worker never boots. (tests/pipelines/azure/test_inference_server.py
+    boots the real server on the tabular entry.)"""
+    assert script.__file__ is not None
+    spec = importlib.util.spec_from_file_location("entry_module", script.__file__)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert callable(module.init) and callable(module.run)
+    assert "entry_module" not in sys.modules
