@@ -17,6 +17,10 @@ WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 # The set-up re-runs only when what it installs from changes.
 STAMP := $(VENV)/.setup-$(shell cat pyproject.toml requirements.lock requirements-checkov.lock requirements-azure.lock package.json | sha1sum | cut -c1-12)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# PYTHONDONTWRITEBYTECODE is set on these machines: every subprocess would compile what it imports
+# again. Empty, Python writes bytecode as it imports, once, only for what is used (measured on a fresh
+# clone: 50 s less CPU than compiling all of site-packages at set-up, which took 51 s of it).
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: setup run test lint typecheck unit bench synth clean
 
@@ -35,8 +39,6 @@ $(STAMP): pyproject.toml requirements.lock requirements-checkov.lock requirement
 	$(UV) pip install --python $(CHECKOV_VENV)/bin/python --quiet -r requirements-checkov.lock
 	test -x $(AZURE_VENV)/bin/python || $(PYTHON) -m venv $(AZURE_VENV)
 	$(UV) pip install --python $(AZURE_VENV)/bin/python --quiet -r requirements-azure.lock
-	# PYTHONDONTWRITEBYTECODE is set on these machines: compile the big packages once, not per import
-	$(BIN)/python -m compileall -q -j 2 $(VENV)/lib/python3.11/site-packages > /dev/null || true
 	rm -f $(VENV)/.setup-*
 	touch $@
 

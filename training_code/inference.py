@@ -17,7 +17,7 @@ from tabular.inference import input_fn, main, model_fn, output_fn, predict_fn
 
 __all__ = ["init", "input_fn", "main", "model_fn", "output_fn", "predict_fn", "run"]
 
-azure = AzureScoring(handlers)
+azure = AzureScoring(handlers, columns=handlers.resolve_columns)  # model_inputs: the raw columns
 init, run = azure.init, azure.run
 
 if __name__ == "__main__":

@@ -1,2 +1,2 @@
 """The Azure ML target: the declared pipeline as an Azure ML pipeline job (azure-ai-ml), built offline,
-and its managed online endpoint."""
+its online and batch endpoints, and the workspace's assets as code (workspace.py, assets.py)."""

@@ -29,6 +29,9 @@ AZURE_EXTRAS = (
     "mlflow-skinny==3.15.0",
     "azureml-mlflow==1.62.0.post6",
     "azureml-inference-server-http==1.5.1",
+    # The deployment's model_inputs and model_outputs collections receive only what the scoring
+    # script hands this package's Collector (common/azure_scoring.py): without it they stay empty.
+    "azureml-ai-monitoring==1.0.0",
     "numpy==2.4.6",
     "pandas==3.1.1",
     "scikit-learn==1.9.1",

@@ -1,7 +1,7 @@
 """The workload's declared steps rendered as an Azure ML pipeline job (azure-ai-ml), offline.
 
-No workspace is needed to build, export or reload the job; only `submit` (endpoint.py) talks to
-Azure. Every declared step is a command node running its entry script from the workload's code
+No workspace is needed to build, export or reload the job; only `submit` talks to Azure, through
+the MLClient it is given. Every declared step is a command node running its entry script from the workload's code
 bundle with the declared arguments; the tuning step is a sweep over the shared search space.
 
 How the declaration maps onto Azure ML:
@@ -11,17 +11,31 @@ How the declaration maps onto Azure ML:
   output is copied to its own node output.
 - tuning: a sweep whose trials run the script with `--name ${{search_space.name}}`; each trial also
   records what it ran with (hyperparameters.py), so the sweep's best_hyperparameters output
-  is the best trial's, and training turns it back into flags.
+  is the best trial's, and training turns it back into flags. The sweep follows the local tuner
+  (pipelines/local/tune.py: Optuna TPE seeded with the search space's seed, median pruning after
+  30 rounds, every 10) where Azure allows: random sampling with the same seed, a median stopping
+  policy that first acts at the third of train.py's per-round reports (one every 10 rounds, logged
+  to MLflow under the primary metric's name) and at each one after, and limits (trials in all, at
+  once, and time). Where it cannot: Azure's Bayesian sampling takes no seed, no log-scale range and
+  no early-termination policy, so the sampler is random, not TPE; and Azure's median is over the
+  running averages of every trial so far (running ones too), where Optuna's is over the values of
+  finished trials at the same round, after 4 of them.
 - condition: Azure pipelines branch only on control outputs written by mldesigner code, so the
   check is a command node running check.py: when the gate does not pass it exits 3 with the
   comparisons and their numbers, and the job fails there. Steps declared after the check take its
   output as an input (and test that check.json is there): they run only once it passed.
 - Parameters: those the steps read are pipeline inputs (InputDataUrl, GateMargin, MetricThreshold,
   ChampionModelUrl, RegisteredModelDigests, ModelApprovalStatus); instance types are the compute
-  cluster's business, and a sweep's limits cannot be bound to inputs, so the tuning budget is fixed
-  at the declaration's defaults when the job is built. Nothing fills ChampionModelUrl and
-  RegisteredModelDigests on Azure yet: their defaults ("") mean no champion and nothing registered,
-  so the gate there is the naive baseline's (and the optional floor's).
+  cluster's business, and a sweep's limits cannot be bound to inputs, so the tuning budget
+  (TuningMaxTrials, TuningParallelism) is fixed when the job is built: the declaration's defaults, or
+  what the submission names. Nothing fills ChampionModelUrl and RegisteredModelDigests on Azure yet:
+  their defaults ("") mean no champion and nothing registered, so the gate there is the naive
+  baseline's (and the optional floor's), unless the submission names them.
+- data: a submission names InputDataUrl explicitly, as a versioned data asset
+  (`azureml:<name>:<version>`) or a snapshot folder that is never written to again. Azure reuses a
+  node whose component and inputs are unchanged, and a fixed folder that new raw files land in is
+  an unchanged input: a resubmission would reuse preprocess and everything after it on the old data.
+  A new version is a new input, so new data runs again, and the same version is reused.
 """
 
 # No `from __future__ import annotations`: @dsl.pipeline reads the pipeline function's annotations
@@ -60,6 +74,25 @@ _SCRATCH = "$TMPDIR/mlops-outputs"
 FOLDER_INPUTS = ("InputDataUrl",)
 PIPELINE_INPUTS = ("InputDataUrl", "GateMargin", "MetricThreshold", "ChampionModelUrl", "RegisteredModelDigests",
                    "ModelApprovalStatus")
+# The tuning budget: fixed when the job is built (a sweep's limits are not inputs).
+TUNING_LIMITS = ("TuningMaxTrials", "TuningParallelism")
+# What a submission may set besides InputDataUrl (which it names on its own: `data_reference`). The
+# other pipeline parameters are instance types and counts, which are the compute cluster's on Azure.
+SUBMISSION_PARAMETERS = (*PIPELINE_INPUTS[1:], *TUNING_LIMITS)
+
+# The sweep's early termination, the local pruner's (pipelines/local/tune.py: MedianPruner with
+# n_warmup_steps=30, interval_steps=10) in Azure's units: an interval is one report of the primary
+# metric, and train.py reports it every REPORT_EVERY rounds (tabular/xgb_checkpoint.RoundProgress;
+# the image script, every epoch). The policy first acts at the third report (round 30), then at each.
+REPORT_EVERY = 10
+MEDIAN_DELAY_REPORTS = 30 // REPORT_EVERY
+# No trial may run longer than this. The local tuner has no such limit; on Azure a trial stuck on a
+# node would hold a slot of the cluster until the sweep's own timeout. 400 rounds on a million rows
+# take minutes; the image CNN's 12 epochs on one GPU, under an hour.
+TRIAL_TIMEOUT_S = 2 * 3600
+# A versioned data asset: azureml:<name>:<version> (a name alone, or @latest, resolves to whatever is
+# newest when the job starts: not a version the submission names).
+_ASSET = re.compile(r"^azureml:(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<version>[A-Za-z0-9_.-]+)$")
 
 
 @contextmanager
@@ -107,6 +140,54 @@ def read_distribution(spec: dict[str, Any]) -> tuple[str, float, float, str]:
                 math.exp(spec["min_value"]), math.exp(spec["max_value"]), "log")
     return ("integer" if kind == "quniform" else "continuous",
             float(spec["min_value"]), float(spec["max_value"]), "linear")
+
+
+# -- what a submission names -----------------------------------------------------------------------
+
+def data_reference(text: str) -> str:
+    """InputDataUrl as a submission names it: a versioned data asset (`azureml:<name>:<version>`) or
+    a folder URI (a snapshot's); ValueError, naming the rule, for anything else."""
+    if text.startswith("azureml:") and not text.startswith("azureml://"):
+        if not _ASSET.match(text):
+            raise ValueError(f"input data {text!r}: a data asset is named with its version, "
+                             "azureml:<name>:<version> (not @latest, nor a name alone: those resolve to "
+                             "whatever is newest when the job starts, and a rerun could not tell)")
+        return text
+    if "://" not in text:
+        raise ValueError(f"input data {text!r}: expected azureml:<name>:<version>, or the URI of a snapshot "
+                         "folder (azureml://, https://, abfss://)")
+    return text
+
+
+def raw_data_asset(target: AzureTarget, version: str) -> str:
+    """The reference to a version of the workload's raw data asset."""
+    return data_reference(f"azureml:{target.work.name}-raw:{version}")
+
+
+def job_values(target: AzureTarget, parameters: dict[str, str] | None = None) -> dict[str, str | int | float]:
+    """The declaration's defaults of the pipeline inputs and the tuning budget, with `parameters`
+    (NAME -> text, as given on a command line) typed over them; ValueError naming the parameter."""
+    from pipelines.definition.parameters import parameter
+
+    defaults = target.parameter_defaults()
+    values: dict[str, str | int | float] = {name: defaults[name] for name in SUBMISSION_PARAMETERS}
+    for name, text in (parameters or {}).items():
+        if name not in SUBMISSION_PARAMETERS:
+            why = ("named by the input data" if name == "InputDataUrl"
+                   else "the compute cluster's setting on Azure, not the job's")
+            raise ValueError(f"{name}: {why}; a submission sets {', '.join(SUBMISSION_PARAMETERS)}")
+        kind = parameter(name).type
+        try:
+            value: str | int | float = int(text) if kind == "integer" else float(text) if kind == "float" else text
+            if name == "MetricThreshold" and text:  # check.py compares it as a number: fail here, not there
+                float(text)
+        except ValueError:
+            raise ValueError(f"{name}: expected {'a number' if name == 'MetricThreshold' else kind}, "
+                             f"got {text!r}") from None
+        if name in TUNING_LIMITS and int(value) < 1:
+            raise ValueError(f"{name}: at least 1, got {text!r}")
+        values[name] = value
+    return values
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -208,17 +289,25 @@ def code_folder() -> Path:
     return paths.home() / "bundles" / "azure"
 
 
-def build_pipeline_job(target: AzureTarget, code: str | None = None) -> Any:
+def build_pipeline_job(target: AzureTarget, code: str | None = None, *, input_data: str | None = None,
+                       parameters: dict[str, str] | None = None, force_rerun: bool = False) -> Any:
     """The PipelineJob. `code` is the folder the nodes' code comes from (default: the workload's
-    bundle, materialized under MLOPS_HOME)."""
+    bundle, materialized under MLOPS_HOME); `input_data` the InputDataUrl (default: the target's,
+    for an export), `parameters` the values of SUBMISSION_PARAMETERS that differ from the
+    declaration's (`job_values`). `force_rerun`: no node is reused, for a job whose input cannot
+    name a version (a schedule reads the same folder every time, whatever landed in it)."""
     from azure.ai.ml import Input, dsl
+    from azure.ai.ml.sweep import MedianStoppingPolicy, RandomSamplingAlgorithm
 
     work = target.work
+    values = job_values(target, parameters)
+    data = data_reference(input_data) if input_data is not None else target.input_data_uri
     if code is None:
         code = str(bundles.folder(work, code_folder() / work.name))
     nodes = _commands(target, code)
     search = target.search
     defaults = target.parameter_defaults()
+    seed = int(search.static.get("seed", target.settings()["seed"] or 0))  # as the local and SageMaker tuners
 
     def bind(step: Step, built: dict[str, Any], params: dict[str, Any]) -> Any:
         kwargs: dict[str, Any] = {}
@@ -233,14 +322,19 @@ def build_pipeline_job(target: AzureTarget, code: str | None = None) -> Any:
         node = nodes[step.name](**kwargs)
         if step.hyperparameters == "search":
             node.name = f"{step.name}_trial"  # the sweep's template, not a node of the pipeline
+            trials, parallel = int(values["TuningMaxTrials"]), int(values["TuningParallelism"])
             node = node.sweep(
                 primary_metric=search.objective.metric.replace(":", "_"),  # as the scripts log it to MLflow
                 goal=search.objective.direction,
-                # Azure's Bayesian sampling takes only choice/uniform/quniform: log ranges need random.
-                sampling_algorithm="random",
+                # Azure's Bayesian sampling takes only choice/uniform/quniform (log ranges need random),
+                # no seed and no early termination: random, seeded, is the closest to the local TPE.
+                sampling_algorithm=RandomSamplingAlgorithm(seed=seed),
+                early_termination_policy=MedianStoppingPolicy(delay_evaluation=MEDIAN_DELAY_REPORTS,
+                                                              evaluation_interval=1),
             )
-            node.set_limits(max_total_trials=int(defaults["TuningMaxTrials"]),
-                            max_concurrent_trials=int(defaults["TuningParallelism"]))
+            # The sweep may take as long as its trials in batches of `parallel`, each at its limit.
+            node.set_limits(max_total_trials=trials, max_concurrent_trials=parallel,
+                            trial_timeout=TRIAL_TIMEOUT_S, timeout=math.ceil(trials / parallel) * TRIAL_TIMEOUT_S)
         if step.kind == "register":
             node.outputs.model_version.name = target.model_name  # registered when the node ends
         node.name = step.name  # the DSL names nodes after variables; there are none in this loop
@@ -261,9 +355,21 @@ def build_pipeline_job(target: AzureTarget, code: str | None = None) -> Any:
         for step in work.steps:
             built[step.name] = bind(step, built, params)
 
-    job = pipeline(InputDataUrl=Input(type="uri_folder", path=target.input_data_uri))
+    job = pipeline(InputDataUrl=Input(type="uri_folder", path=data),
+                   **{name: values[name] for name in PIPELINE_INPUTS[1:]})
     job.settings.continue_on_step_failure = False
+    if force_rerun:
+        job.settings.force_rerun = True
     return job
+
+
+def submit(client: Any, target: AzureTarget, *, input_data: str, parameters: dict[str, str] | None = None,
+           experiment: str | None = None, code: str | None = None) -> Any:
+    """Build the job on `input_data` with `parameters` and submit it with `client` (an MLClient);
+    returns the job Azure created (its name, status and studio_url)."""
+    job = build_pipeline_job(target, code, input_data=input_data, parameters=parameters)
+    with quiet():
+        return client.jobs.create_or_update(job, experiment_name=experiment or target.experiment)
 
 
 def pipeline_yaml(target: AzureTarget, out_dir: Path) -> str:
@@ -313,4 +419,5 @@ def sweep_ranges(job: Any) -> dict[str, Any]:
     tune = yaml.safe_load(stream.getvalue())["jobs"]["tune"]
     return {"objective": tune["objective"],
             "ranges": {name: read_distribution(spec) for name, spec in tune["search_space"].items()},
-            "limits": tune["limits"], "sampling": tune["sampling_algorithm"]}
+            "limits": tune["limits"], "sampling": tune["sampling_algorithm"],
+            "early_termination": tune.get("early_termination")}

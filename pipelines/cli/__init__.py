@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipelines.cli.models",
     "pipelines.cli.monitor",
     "pipelines.cli.pipeline",
+    "pipelines.cli.azure",
     "pipelines.cli.infra",
 )
 

@@ -5,11 +5,13 @@
                                            the same code as the stack's starter Lambda function
     mlops pipeline status                  the latest execution and its steps
     mlops pipeline deploy --start          sandbox account: upload the code, upsert the pipeline, start it
+    mlops pipeline deploy --target azure --data-version 3   submit the Azure ML pipeline job on version 3
+                                           of the raw data asset (or --input-data azureml:<name>:<version>)
     mlops pipeline upsert                  sandbox account: create or update the pipeline with boto3
     mlops pipeline approve --latest        approve (or --reject) a registered model version
     mlops pipeline export --target azure   Azure ML pipeline job YAML (load_job reads it back)
     mlops pipeline export --target sagemaker   the SageMaker definition JSON
-    mlops pipeline submit --target azure   submit the Azure ML pipeline job with MLClient
+    mlops pipeline submit --target azure   the same as `deploy --target azure`
     mlops pipeline run-local --target sagemaker   run the SageMaker definition JSON here: no Docker, no AWS
 
 Settings come from flags, else environment variables (named in --help), so CI can export them
@@ -44,6 +46,8 @@ _ENV = {
     "model_package_group": "MLOPS_MODEL_PACKAGE_GROUP",
     "curated_url": "MLOPS_CURATED_URL",
 }
+_AZURE_ENV = {"subscription_id": "AZURE_SUBSCRIPTION_ID", "resource_group": "AZURE_RESOURCE_GROUP",
+              "workspace": "AZUREML_WORKSPACE_NAME"}
 _SANDBOX = ("for a sandbox account: UpdatePipeline outside CloudFormation; a pipeline the ml-pipeline stack "
             "owns is changed by `cdk deploy`")
 
@@ -104,11 +108,28 @@ def _snapshot_options(p: argparse.ArgumentParser, *, bucket: bool) -> None:
                    help="start even when neither the data nor the pipeline changed since the last execution")
 
 
+def _azure_options(p: argparse.ArgumentParser) -> None:
+    """The workspace, and what a submission runs on (Azure only)."""
+    for name, env in _AZURE_ENV.items():
+        p.add_argument(f"--{name.replace('_', '-')}", default=os.environ.get(env), help=f"Azure: env {env}")
+    p.add_argument("--compute", default=DEFAULT_COMPUTE, help=f"Azure: compute cluster name ({DEFAULT_COMPUTE})")
+    p.add_argument("--experiment", default="", help="Azure: experiment name (default: the workload's pipeline name)")
+    data = p.add_mutually_exclusive_group()
+    data.add_argument("--input-data", metavar="REF",
+                      help="Azure: the data this run trains on, named so that new data is a new input (Azure "
+                           "reuses a node whose inputs did not change): a data asset version, "
+                           "azureml:<name>:<version>, or the URI of a snapshot folder nothing writes to again")
+    data.add_argument("--data-version", metavar="VERSION",
+                      help="Azure: shorthand for --input-data azureml:<workload>-raw:VERSION, a version of the "
+                           "workload's raw data asset")
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help=f"pipeline parameter for this execution; one of {', '.join(PARAMETER_NAMES)}")
     p.add_argument("--wait", action="store_true", help="wait for the execution to end; exit 1 unless it succeeds")
-    p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds --wait waits at most")
+    p.add_argument("--timeout", type=float, default=6 * 3600,
+                   help="seconds --wait waits at most (SageMaker; on Azure --wait follows the job's log to its end)")
 
 
 def register(subparsers: Any) -> None:
@@ -116,11 +137,16 @@ def register(subparsers: Any) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    deploy = actions.add_parser("deploy",
-                                help=f"upload the code, upsert the SageMaker pipeline (and --start it), {_SANDBOX}",
-                                description=f"Upload the code, create or update the pipeline, {_SANDBOX}.")
-    deploy.add_argument("--target", choices=("sagemaker",), default="sagemaker")
+    deploy = actions.add_parser(
+        "deploy", help=f"upload the code, upsert the SageMaker pipeline (and --start it), {_SANDBOX}; "
+                       "--target azure: submit the Azure ML pipeline job",
+        description=f"Upload the code, create or update the pipeline, {_SANDBOX}. With --target azure: build "
+                    "the Azure ML pipeline job with the same settings (problem type, spec, --param values: the "
+                    "gate and the tuning budget) on the named --input-data or --data-version, and submit it "
+                    "(an Azure pipeline job runs when it is submitted: --start is implied).")
+    deploy.add_argument("--target", choices=("sagemaker", "azure"), default="sagemaker")
     _aws_options(deploy, target=True)
+    _azure_options(deploy)
     deploy.add_argument("--start", action="store_true",
                         help="then start an execution as `start` does (on a snapshot of --curated-url)")
     _snapshot_options(deploy, bucket=False)
@@ -172,17 +198,13 @@ def register(subparsers: Any) -> None:
     export.add_argument("--compute", default=DEFAULT_COMPUTE,
                         help=f"Azure only: compute cluster name ({DEFAULT_COMPUTE})")
 
-    submit = actions.add_parser("submit", help="submit the Azure ML pipeline job (needs a workspace)")
+    submit = actions.add_parser("submit", help="submit the Azure ML pipeline job (needs a workspace): "
+                                               "`deploy --target azure`")
     submit.add_argument("--target", choices=("azure",), default="azure")
-    submit.add_argument("--subscription-id", default=os.environ.get("AZURE_SUBSCRIPTION_ID"),
-                        help="env AZURE_SUBSCRIPTION_ID")
-    submit.add_argument("--resource-group", default=os.environ.get("AZURE_RESOURCE_GROUP"),
-                        help="env AZURE_RESOURCE_GROUP")
-    submit.add_argument("--workspace", default=os.environ.get("AZUREML_WORKSPACE_NAME"),
-                        help="env AZUREML_WORKSPACE_NAME")
-    submit.add_argument("--compute", default=DEFAULT_COMPUTE, help=f"compute cluster name ({DEFAULT_COMPUTE})")
-    submit.add_argument("--experiment", default="", help="experiment name (default: the workload's pipeline name)")
+    _azure_options(submit)
     _workload_options(submit)
+    submit.add_argument("--spec", default=DEFAULT_SPEC, help="dataset spec, relative to training_code/")
+    _run_options(submit)
 
     local = actions.add_parser(
         "run-local", help="run the SageMaker pipeline definition JSON here, step by step (no Docker, no AWS)",
@@ -403,16 +425,45 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _submit(args: argparse.Namespace) -> int:
-    missing = [flag for flag in ("subscription_id", "resource_group", "workspace") if not getattr(args, flag)]
-    if missing:
-        raise ConfigError("missing " + ", ".join(f"--{m.replace('_', '-')}" for m in missing))
-    from pipelines.azure.endpoint import submit
+def _ml_client(subscription_id: str, resource_group: str, workspace: str) -> Any:
+    from azure.ai.ml import MLClient
+    from azure.identity import DefaultAzureCredential
 
-    url = submit(_azure_target(args), subscription_id=args.subscription_id,
-                 resource_group=args.resource_group, workspace=args.workspace, experiment=args.experiment or None)
-    print(f"submitted: {url}")
-    return 0
+    return MLClient(DefaultAzureCredential(), subscription_id, resource_group, workspace)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    """`deploy --target azure` and `submit`: every setting checked, then one client, one submission."""
+    missing = [f"--{flag.replace('_', '-')} (env {env})" for flag, env in _AZURE_ENV.items() if not getattr(args, flag)]
+    if not (args.input_data or args.data_version):
+        missing.append("--input-data or --data-version (the data this run trains on, by version)")
+    if missing:
+        raise ConfigError("missing " + ", ".join(missing))
+    from pipelines.azure.job import data_reference, job_values, raw_data_asset, submit
+
+    target = _azure_target(args)
+    parameters = _parameters(args.param)
+    try:
+        data = data_reference(args.input_data) if args.input_data else raw_data_asset(target, args.data_version)
+        job_values(target, parameters)  # the values `submit` builds the job with, checked before any client
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    from azure.core.exceptions import AzureError
+
+    try:
+        client = _ml_client(args.subscription_id, args.resource_group, args.workspace)
+        job = submit(client, target, input_data=data, parameters=parameters, experiment=args.experiment or None)
+        print(f"submitted: {job.name} on {data}")
+        print(f"studio:    {job.studio_url}")
+        if not args.wait:
+            return 0
+        client.jobs.stream(job.name)  # the job's log until it ends
+        status = str(client.jobs.get(job.name).status)
+    except AzureError as e:  # refused, or no credentials: say which, briefly
+        print(f"mlops pipeline {args.action}: {e}", file=sys.stderr)
+        return 1
+    print(f"status:    {status}")
+    return 0 if status == "Completed" else 1
 
 
 _LOCAL_BUCKET = "mlops-local-artefacts"
@@ -503,7 +554,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         if args.action == "export":
             return _export(args)
-        if args.action == "submit":
+        if args.action == "submit" or (args.action == "deploy" and args.target == "azure"):
             return _submit(args)
         parameters = _parameters(getattr(args, "param", []))
         if args.action == "run-local":

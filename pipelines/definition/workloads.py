@@ -31,6 +31,7 @@ class Workload:
     search: Mapping[ProblemType, SearchSpace]
     gate: Gate
     serving_script: str  # model_fn/input_fn/predict_fn/output_fn and Azure's init/run
+    batch_scoring_script: str  # Azure ML batch endpoints' driver: init() and run(mini_batch of file paths)
     requirements: str  # under training_code/
     data_files: tuple[str, ...]  # folders or files under training_code/ the jobs read
     problem_type_at: str  # JSON path of the problem type in preprocess's report/data_report.json
@@ -63,11 +64,11 @@ class Workload:
 
     @property
     def entry_scripts(self) -> tuple[str, ...]:
-        """Every script its jobs start, in step order: the steps', the serving one, and the tool that
-        hands tuned hyperparameters on through a file where a target needs one (Azure ML)."""
+        """Every script its jobs start, in step order: the steps', the serving ones (online, then batch),
+        and the tool that hands tuned hyperparameters on through a file where a target needs one (Azure ML)."""
         found = [s.script for s in self.steps if s.script]
         tools = [HYPERPARAMETER_TOOL] if any(s.hyperparameters == "best" for s in self.steps) else []
-        return tuple(dict.fromkeys([*found, self.serving_script, *tools]))
+        return tuple(dict.fromkeys([*found, self.serving_script, self.batch_scoring_script, *tools]))
 
 
 TABULAR = Workload(
@@ -82,6 +83,7 @@ TABULAR = Workload(
               margins={"binary": 0.05, "multiclass": 0.02, "regression": 0.05},
               baselines={"binary": "class prior", "multiclass": "majority class", "regression": "mean"}),
     serving_script="inference.py",
+    batch_scoring_script="batch_inference.py",
     requirements="requirements/tabular.txt",
     data_files=("specs",),
     problem_type_at="spec.problem_type",
@@ -100,6 +102,7 @@ IMAGE = Workload(
               margins={"binary": 0.05, "multiclass": 0.05},
               baselines={"binary": "majority class", "multiclass": "majority class"}),
     serving_script="image_inference.py",
+    batch_scoring_script="image_batch_inference.py",
     requirements="requirements/image.txt",
     data_files=(),
     problem_type_at="problem_type",

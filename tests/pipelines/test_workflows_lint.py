@@ -19,7 +19,7 @@ from review.report import MARKER
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
-NAMES = ("pull-request.yml", "train.yml", "deploy-infra.yml")
+NAMES = ("pull-request.yml", "train.yml", "train-azure.yml", "deploy-infra.yml")
 
 
 def _actionlint() -> str:
@@ -109,6 +109,46 @@ def test_train_deploys_the_pipeline_stack_then_starts_it_through_the_starter() -
     for gone in ("pipeline deploy", "pipeline upsert", "UpdatePipeline", "upload"):
         assert gone not in "\n".join(runs), gone
     assert "environment: dev" in text and job["environment"] == "dev"
+
+
+def test_train_azure_logs_in_with_oidc_and_no_stored_secret() -> None:
+    """azure/login with a federated credential: the job's OIDC token (id-token: write) is exchanged
+    for the identity's, whose ids are plain variables. No client secret, no `creds` JSON, no secrets."""
+    wf = _load("train-azure.yml")
+    assert wf["permissions"]["id-token"] == "write"
+    assert wf["jobs"]["train"]["environment"] == "dev"  # the subject the federated credential names
+    login = _uses(wf, "train", "azure/login")
+    assert login["with"] == {"client-id": "${{ vars.AZURE_CLIENT_ID }}", "tenant-id": "${{ vars.AZURE_TENANT_ID }}",
+                             "subscription-id": "${{ vars.AZURE_SUBSCRIPTION_ID }}"}
+    assert "secrets." not in (WORKFLOWS / "train-azure.yml").read_text()
+    steps, runs = _steps(wf, "train"), _runs(wf, "train")
+    submit = [i for i, r in enumerate(runs) if ".venv/bin/mlops pipeline deploy --target azure" in r]
+    assert len(submit) == 1 and steps.index(login) < submit[0]
+    # every setting `pipeline deploy --target azure` refuses to go without, the data version included
+    for name in ("--subscription-id", "--resource-group", "--workspace", "--data-version"):
+        assert name in runs[submit[0]], name
+
+
+def test_train_azure_runs_when_train_does_with_the_azure_builder_in_place_of_sagemakers() -> None:
+    """The same pushes retrain on both clouds, except each target's own builder: a SageMaker-only
+    change does not resubmit on Azure, and a change to the Azure job's builder does."""
+    from pipelines import bundles
+    from pipelines.definition import IMAGE, TABULAR
+
+    train, azure = _trigger(_load("train.yml")), _trigger(_load("train-azure.yml"))
+    assert azure["push"]["branches"] == train["push"]["branches"] and "workflow_dispatch" in azure
+    assert azure["push"]["paths"] == [p.replace("pipelines/sagemaker/", "pipelines/azure/")
+                                      for p in train["push"]["paths"]]
+    paths = azure["push"]["paths"]
+    tabular = bundles.members(TABULAR)
+    shipped = [f"training_code/{Path(p).relative_to(TRAINING_CODE).as_posix()}" for p in tabular.values()]
+    builder = [f"pipelines/azure/{p.name}" for p in (ROOT / "pipelines" / "azure").glob("*.py")]
+    assert builder and [f for f in (*shipped, *builder) if not triggers(paths, f)] == []
+    image_only = [f"training_code/{p.relative_to(TRAINING_CODE).as_posix()}"
+                  for p in set(bundles.members(IMAGE).values()) - set(tabular.values())]
+    assert image_only and not [f for f in image_only if triggers(paths, f)]
+    for elsewhere in ("pipelines/sagemaker/build.py", "pipelines/local/runner.py", "review/compare.py", "README.md"):
+        assert not triggers(paths, elsewhere), elsewhere
 
 
 def test_the_workflows_use_the_environments_the_stage_roles_trust() -> None:

@@ -27,6 +27,7 @@ import gc
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -299,6 +300,7 @@ class _MLflow:
 
     def __init__(self, on: bool) -> None:
         self.mlflow: Any = None
+        self.logging = True
         if on and os.environ.get("MLFLOW_TRACKING_URI"):
             import mlflow
 
@@ -310,8 +312,15 @@ class _MLflow:
             self.mlflow.log_params(params)
 
     def metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        if self.mlflow:
-            self.mlflow.log_metrics({k.replace(":", "_"): v for k, v in metrics.items()}, step=step)
+        """Logged per epoch, at the epoch as the step: an Azure sweep's early termination acts on them.
+        A failed call is a warning and ends the logging; training does not depend on it."""
+        if self.mlflow and self.logging:
+            try:
+                self.mlflow.log_metrics({k.replace(":", "_"): v for k, v in metrics.items()}, step=step)
+            except Exception as e:  # whatever the tracking store raises
+                print(f"warning: MLflow could not log metrics at step {step}: {type(e).__name__}: {e}; "
+                      "no more metrics", file=sys.stderr, flush=True)
+                self.logging = False  # the next call would likely fail too, after its own timeout
 
     def end(self, artifact: Path | None = None) -> None:
         if self.mlflow:

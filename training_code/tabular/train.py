@@ -6,9 +6,10 @@ one can equally be given as an argument (Azure ML, local). A misspelt hyperparam
 
 Metrics are printed one per line as `<channel>:<metric>=<value>` (e.g. `validation:auc=0.91234`)
 for SageMaker metric definitions and tuning objectives, and logged to MLflow when
-MLFLOW_TRACKING_URI is set. XGBoost checkpoints to --checkpoint-dir every 25 rounds and resumes
-from the latest checkpoint (managed spot training); resumed from one of those periodic checkpoints,
-the model equals an uninterrupted run's.
+MLFLOW_TRACKING_URI is set: the validation metric every 10 rounds as training goes (what an Azure
+sweep's early termination acts on), then the final values, last. XGBoost checkpoints to
+--checkpoint-dir every 25 rounds and resumes from the latest checkpoint (managed spot training);
+resumed from one of those periodic checkpoints, the model equals an uninterrupted run's.
 
 On several instances (SageMaker's SM_HOSTS), XGBoost trains ONE model across them: each host reads its
 shard of the train channel (ShardedByS3Key), the trees are grown from histograms summed over all
@@ -26,7 +27,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,8 @@ def xgb_params(cfg: TrainConfig, problem_type: str, n_classes: int) -> dict[str,
 
 
 def train_xgboost(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
-                  problem_type: str, n_classes: int, c: Cluster = SINGLE
+                  problem_type: str, n_classes: int, c: Cluster = SINGLE,
+                  report: Callable[[str, int, float], None] | None = None
                   ) -> tuple[Any, int, dict[str, np.ndarray] | None]:
     """Returns the booster cut at its best iteration, that iteration, and the train and validation
     scores when nothing was cut off (else None).
@@ -179,6 +181,8 @@ def train_xgboost(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray
     the whole validation set, whose metric XGBoost aggregates across hosts, so all of them see the
     same values and stop at the same round. The first host alone reads and writes checkpoints;
     what it resumes from is broadcast, so every host resumes from the same round.
+
+    `report` receives the validation metric at each progress line (tabular/xgb_checkpoint.RoundProgress).
     """
     import xgboost as xgb
 
@@ -190,7 +194,7 @@ def train_xgboost(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray
     metric = params["eval_metric"][-1]
     stopper = CheckpointedEarlyStopping(cfg.early_stopping_rounds, metric, metric == "auc",
                                         cfg.checkpoint_dir if c.writes else None, CHECKPOINT_EVERY)
-    progress = RoundProgress(metric) if c.writes else None
+    progress = RoundProgress(metric, report=report) if c.writes else None
     start, saved = latest_checkpoint(cfg.checkpoint_dir, stopper) if cfg.checkpoint_dir and c.writes else (0, None)
     if c.distributed:
         start, raw, state = distributed.share(
@@ -262,8 +266,10 @@ def refuse_cluster(cfg: TrainConfig, c: Cluster) -> None:
                          "parts, shared out between the instances)")
 
 
-def run(cfg: TrainConfig, c: Cluster = SINGLE) -> dict[str, float]:
-    """Train and score; the first host (the only one on one machine) writes the model folder."""
+def run(cfg: TrainConfig, c: Cluster = SINGLE,
+        report: Callable[[str, int, float], None] | None = None) -> dict[str, float]:
+    """Train and score; the first host (the only one on one machine) writes the model folder.
+    `report(name, round, value)` receives XGBoost's validation metric as training goes."""
     refuse_cluster(cfg, c)
     transformer = TabularTransformer.load(cfg.transformer)
     problem, classes = transformer.problem_type, transformer.classes or []
@@ -281,7 +287,7 @@ def run(cfg: TrainConfig, c: Cluster = SINGLE) -> dict[str, float]:
     best_iteration, cached = None, None
     with distributed.collective(c):
         if cfg.algorithm == "xgboost":
-            model, best_iteration, cached = train_xgboost(cfg, x, y, xv, yv, problem, n_classes, c)
+            model, best_iteration, cached = train_xgboost(cfg, x, y, xv, yv, problem, n_classes, c, report)
         else:
             model = train_sklearn(cfg, x, y, problem)
         metrics: dict[str, float] = {}
@@ -326,8 +332,38 @@ def run(cfg: TrainConfig, c: Cluster = SINGLE) -> dict[str, float]:
     return metrics
 
 
-def log_to_mlflow(cfg: TrainConfig, metrics: dict[str, float]) -> None:
-    """Parameters, metrics and the model folder, when a tracking server is configured."""
+class MLflowRounds:
+    """Logs each reported round's validation metric to MLflow under the name its final value gets
+    (`validation:auc` -> `validation_auc`, an Azure sweep's primary metric), at the round as its step:
+    an early-termination policy acts on these values while the trial runs. A failed call is a warning
+    and ends the per-round logging (the next would likely fail too, and each may wait on a network
+    timeout); the trial goes on and still logs its final values."""
+
+    def __init__(self) -> None:
+        self.on = True
+        self.step: int | None = None  # the last step logged
+
+    def __call__(self, name: str, step: int, value: float) -> None:
+        if not self.on:
+            return
+        try:
+            import mlflow
+
+            if mlflow.active_run() is None:  # on Azure ML, the job's own run (MLFLOW_RUN_ID)
+                mlflow.start_run(run_id=os.environ.get("MLFLOW_RUN_ID"))
+            mlflow.log_metric(name.replace(":", "_"), value, step=step)
+            self.step = step
+        except Exception as e:  # whatever the tracking store raises: training does not depend on it
+            self.on = False
+            print(f"warning: MLflow could not log {name} at round {step}: {type(e).__name__}: {e}; "
+                  "no more per-round metrics", file=sys.stderr, flush=True)
+
+
+def log_to_mlflow(cfg: TrainConfig, metrics: dict[str, float], step: int | None = None) -> None:
+    """Parameters, metrics and the model folder, when a tracking server is configured. The metrics go
+    at `step`, the last per-round step logged (MLflowRounds): the last value of the validation metric
+    is then the final model's, not the last round's, and so is its best (the rounds after the best
+    one only got worse), whichever of the two a sweep ranks trials by."""
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         return
     import mlflow
@@ -335,20 +371,25 @@ def log_to_mlflow(cfg: TrainConfig, metrics: dict[str, float]) -> None:
     active = mlflow.active_run() or mlflow.start_run(run_id=os.environ.get("MLFLOW_RUN_ID"))
     with active:
         mlflow.log_params(cfg.hyperparameters())
-        mlflow.log_metrics({k.replace(":", "_"): v for k, v in metrics.items()})
+        values = {k.replace(":", "_"): v for k, v in metrics.items()}
+        if step is None:
+            mlflow.log_metrics(values)
+        else:
+            mlflow.log_metrics(values, step=step)
         upload_artifacts(lambda: mlflow.log_artifacts(str(cfg.model_dir), artifact_path="model"),
                          f"the model folder {cfg.model_dir}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(argv)
+    rounds = MLflowRounds() if os.environ.get("MLFLOW_TRACKING_URI") else None
     try:
         c = distributed.cluster()
-        metrics = run(cfg, c)
+        metrics = run(cfg, c, rounds)
     except (FileNotFoundError, ValueError) as e:
         print(f"train: error: {e}", file=sys.stderr)
         return 2
     if c.writes:  # once per job: SageMaker's metric regexes and the tuner read these lines
         print(format_metric_lines(metrics), flush=True)
-        log_to_mlflow(cfg, metrics)
+        log_to_mlflow(cfg, metrics, rounds.step if rounds else None)
     return 0

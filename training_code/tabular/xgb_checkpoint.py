@@ -9,6 +9,7 @@ uninterrupted one would and yields the same model.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,15 +91,20 @@ def latest_checkpoint(directory: Path, stopper: CheckpointedEarlyStopping) -> tu
 
 class RoundProgress(xgb.callback.TrainingCallback):
     """Prints `[round N] validation-<metric>=<value>` every few rounds: progress for a person,
-    and the intermediate values a tuner prunes on. Deliberately not in the `channel:metric=`
-    form, so SageMaker's metric regexes only see the final values."""
+    and the intermediate values a tuner prunes on (the local tuner reads these lines). Deliberately
+    not in the `channel:metric=` form, so SageMaker's metric regexes only see the final values.
+    `report("validation:<metric>", N, value)`, when given, receives the same values at the same
+    rounds: train.py logs them to MLflow, where an Azure sweep's early-termination policy reads them."""
 
-    def __init__(self, metric: str, every: int = 10) -> None:
+    def __init__(self, metric: str, every: int = 10,
+                 report: Callable[[str, int, float], None] | None = None) -> None:
         super().__init__()
-        self.metric, self.every = metric, every
+        self.metric, self.every, self.report = metric, every, report
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
         if (epoch + 1) % self.every == 0:
-            print(f"[round {epoch + 1}] validation-{self.metric}={evals_log['validation'][self.metric][-1]:.6f}",
-                  flush=True)
+            value = float(evals_log["validation"][self.metric][-1])
+            print(f"[round {epoch + 1}] validation-{self.metric}={value:.6f}", flush=True)
+            if self.report is not None:
+                self.report(f"validation:{self.metric}", epoch + 1, value)
         return False

@@ -59,8 +59,8 @@ def test_every_dependency_is_pinned_exactly_and_the_environment_renders_it(workl
     assert not loose, f"pin exactly (pip takes whatever resolves today otherwise): {loose}"
     names = [canonicalize_name(r.name) for r in requirements(workload) if applies(r)]
     assert len(names) == len(set(names)), "one pin per package"
-    assert {"mlflow-skinny", "azureml-mlflow", "azureml-inference-server-http", "numpy", "pandas",
-            "scikit-learn"} <= set(names)
+    assert {"mlflow-skinny", "azureml-mlflow", "azureml-inference-server-http", "azureml-ai-monitoring", "numpy",
+            "pandas", "scikit-learn"} <= set(names)
     env = environment(AzureTarget(workload=workload))
     assert env.image == BASE_IMAGE
     assert env.conda_file["dependencies"][-1] == {"pip": pip_list(AzureTarget(workload=workload))}

@@ -1,13 +1,17 @@
 """The endpoint's scoring script served by Azure's own inference server (azureml-inference-server-http,
 what Azure ML's managed online endpoints run), from the code folder the deployment declares, on a model
 laid out as Azure mounts a registered one (AZUREML_MODEL_DIR/<name>/<version>/...). Predictions for CSV
-and JSON, and bad requests answered with a 4xx whose JSON body names the problem.
+and JSON, bad requests answered with a 4xx whose JSON body names the problem, and each scored request
+handed to Azure's data collector (azureml-ai-monitoring) for the collections the deployment enables.
 
 The server runs from .venv-azure (`make setup`, requirements-azure.lock): it pins pydantic 2.12 and
 more, which clash with the project's own pins. It loads the entry script with
 spec_from_file_location and never registers it in sys.modules, and hands run() the body as text
 whatever its Content-Type; before issue 15, a CSV request was read as JSON and every error came back
-as the text/html body "error".
+as the text/html body "error", and the deployment's model_inputs/model_outputs collections stayed empty
+(nothing called the collector). The collector runs here as a deployment configures it
+(AZUREML_MDC_CONFIG_PATH), in its "local" run mode: its sender logs each payload to stdout, read back
+from the server's log, where Azure's would post it to the deployment's collection agent.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,6 +93,28 @@ def wait_until_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> No
     pytest.fail(f"the inference server did not answer in {BOOT_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
 
 
+def mdc_config(deployment: Any, folder: Path) -> Path:
+    """The data collector's settings, as a deployment hands them to its container
+    (AZUREML_MDC_CONFIG_PATH): the collections the deployment declares, in the "local" run mode, where
+    azureml-ai-monitoring's sender logs each payload to stdout (logger local.capture)."""
+    collections = {name: {"enabled": str(c.enabled).lower() == "true", "sampleRatePercentage": 100}
+                   for name, c in deployment.data_collector.collections.items()}
+    path = folder / "mdc.json"
+    path.write_text(json.dumps({"runMode": "local", "collections": collections}))
+    return path
+
+
+def collected(log: Path) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """The payloads the data collector sent: (collection, correlation id, rows), in order."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        # <asctime> | local.capture | INFO | <time> | <collection> | <correlation id> | <rows as JSON>
+        parts = line.split(" | ", 6)
+        if len(parts) == 7 and parts[1] == "local.capture":
+            found.append((parts[4], parts[5], json.loads(parts[6])))
+    return found
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if not SERVER.exists():
@@ -103,7 +130,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # As Azure's docs run it locally: from the code folder (AML_APP_ROOT, on sys.path), nothing of
     # this project's venv on the path; HOME holds gunicorn's control socket, one per server.
     env = {"PATH": os.environ["PATH"], "HOME": str(work), "AZUREML_MODEL_DIR": str(models),
-           "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+           "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+           "AZUREML_MDC_CONFIG_PATH": str(mdc_config(deployment, work))}
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(SERVER), "--entry_script", deployment.code_configuration.scoring_script, "--port", str(port)],
@@ -154,3 +182,24 @@ def test_a_bad_request_is_a_4xx_whose_json_names_the_problem(server: Server, bod
     assert got == status, answer[:500]
     assert ctype.startswith("application/json"), (ctype, answer[:200])
     assert named in json.loads(answer)["error"]
+
+
+def test_a_scored_request_reaches_the_deployments_data_collections(server: Server) -> None:
+    """The deployment enables model_inputs and model_outputs: the request's rows, then its predictions
+    under the same correlation id, so monitoring can join them."""
+    rows = [dict(zip(FEATURES, row, strict=True)) for row in ROWS]
+    rows[1]["data_usage_gb"] = "41.7"  # this request's rows, told apart from the other tests'
+    got = predictions(server.post(json.dumps({"instances": rows}).encode(), "application/json"))
+    deadline = time.monotonic() + 15  # the collector's thread sends after the response
+    while True:
+        found = collected(server.log)
+        ids = [cid for name, cid, sent in found if name == "model_inputs" and sent == rows]
+        outputs = [sent for name, cid, sent in found if name == "model_outputs" and cid in ids]
+        if outputs or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert ids, f"no model_inputs payload holds the request's rows:\n{server.log.read_text()[-3000:]}"
+    assert len(ids) == 1 and len(outputs) == 1, (ids, outputs)
+    assert [(r["label"], r["probability"]) for r in outputs[0]] == [(p["label"], pytest.approx(p["probability"]))
+                                                                  for p in got]
+    assert {f"probabilities.{c}" for c in got[0]["probabilities"]} <= set(outputs[0][0])

@@ -21,6 +21,7 @@ import yaml
 
 from pipelines import bundles
 from pipelines import definition as d
+from pipelines.azure import job as azure_job
 from pipelines.azure.endpoint import endpoint
 from pipelines.azure.job import build_pipeline_job, pipeline_yaml, quiet, step_names, sweep_ranges, upstream
 from pipelines.azure.target import AzureTarget
@@ -176,8 +177,24 @@ def test_the_sweep_is_the_shared_search_space(exported: Exported) -> None:
         assert (kind, scale) == (r.kind, r.scale)
         assert low == pytest.approx(r.min) and high == pytest.approx(r.max)
     assert got["objective"]["goal"] == space.objective.direction
-    assert got["limits"] == {"max_total_trials": d.parameter("TuningMaxTrials").default,
-                             "max_concurrent_trials": d.parameter("TuningParallelism").default}
+    trials, parallel = (int(d.parameter(name).default or 0) for name in ("TuningMaxTrials", "TuningParallelism"))
+    assert got["limits"] == {"max_total_trials": trials, "max_concurrent_trials": parallel,
+                             "trial_timeout": azure_job.TRIAL_TIMEOUT_S,
+                             "timeout": -(-trials // parallel) * azure_job.TRIAL_TIMEOUT_S}
+
+
+def test_the_sweep_is_seeded_and_stops_trials_as_the_local_tuner_prunes(exported: Exported) -> None:
+    """Issue 15: the sweep had no seed, no timeouts and no early termination. Random sampling takes the
+    search space's seed (the local TPE's and SageMaker's), and a median stopping policy first acts at
+    round 30 and then every 10 rounds, as the local MedianPruner (n_warmup_steps=30, interval_steps=10)
+    does: an interval is one of train.py's progress reports, one every RoundProgress.every rounds."""
+    from tabular.xgb_checkpoint import RoundProgress
+
+    got = sweep_ranges(exported.job)
+    assert got["sampling"] == {"type": "random", "seed": int(d.TABULAR.search_space("binary").static["seed"])}
+    assert got["early_termination"] == {"type": "median_stopping", "delay_evaluation": 3, "evaluation_interval": 1}
+    assert RoundProgress("auc").every == azure_job.REPORT_EVERY
+    assert azure_job.MEDIAN_DELAY_REPORTS * azure_job.REPORT_EVERY == 30
 
 
 def test_the_primary_metric_is_the_name_train_py_logs(exported: Exported, tmp_path: Path,
@@ -313,6 +330,131 @@ def test_the_endpoint_serves_inference_py_and_captures_traffic() -> None:
     assert {k: c.enabled for k, c in deployment.data_collector.collections.items()} == {
         "model_inputs": "true", "model_outputs": "true"}
     assert endpoint(AzureTarget())[1].model == f"azureml:{d.TABULAR.model_name}@latest"
+
+
+# -- submission -----------------------------------------------------------------------------------
+
+class FakeJobs:
+    """MLClient.jobs as far as a submission uses it: records what was submitted, calls nothing."""
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple[Any, str | None]] = []
+
+    def create_or_update(self, job: Any, *, experiment_name: str | None = None) -> Any:
+        self.submitted.append((job, experiment_name))
+        return types.SimpleNamespace(name=f"job-{len(self.submitted)}", studio_url="https://ml.azure.com/runs/x",
+                                     status="NotStarted")
+
+
+def _yaml(job: Any) -> dict[str, Any]:
+    import io
+
+    stream = io.StringIO()
+    with quiet():
+        job.dump(stream)
+    return dict(yaml.safe_load(stream.getvalue()))
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> types.SimpleNamespace:
+    """The MLClient `mlops pipeline` builds, replaced by a fake that records what it is given."""
+    from pipelines.cli import pipeline
+
+    fake = types.SimpleNamespace(jobs=FakeJobs(), built=[])
+
+    def build(*workspace: str) -> Any:
+        fake.built.append(workspace)
+        return fake
+
+    monkeypatch.setattr(pipeline, "_ml_client", build, raising=False)  # (raising: so the test runs on older code)
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))  # where the code bundle is materialized
+    for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    return fake
+
+
+WORKSPACE = ("--subscription-id", "0000-sub", "--resource-group", "rg-ml", "--workspace", "ws-ml")
+
+
+def test_deploy_azure_submits_the_job_with_every_setting(client: types.SimpleNamespace,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15 (6): the CLI could not set the problem type, spec, input or gate for Azure. `deploy
+    --target azure` takes what `deploy --target sagemaker` takes and submits one PipelineJob with it."""
+    argv = ["pipeline", "deploy", "--target", "azure", *WORKSPACE, "--problem-type", "regression",
+            "--spec", d.DEFAULT_SPEC, "--data-version", "7", "--experiment", "nightly",
+            "--param", "GateMargin=0.1", "--param", "MetricThreshold=0.5", "--param", "TuningMaxTrials=6",
+            "--param", "TuningParallelism=3", "--param", "ChampionModelUrl=azureml:tabular-models:2"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert client.built == [("0000-sub", "rg-ml", "ws-ml")]
+    [(job, experiment)] = client.jobs.submitted
+    assert experiment == "nightly"
+    data = _yaml(job)
+    assert data["inputs"]["InputDataUrl"] == {"type": "uri_folder", "path": f"azureml:{d.TABULAR.name}-raw:7"}
+    assert (data["inputs"]["GateMargin"], data["inputs"]["MetricThreshold"]) == (0.1, "0.5")
+    assert data["inputs"]["ChampionModelUrl"] == "azureml:tabular-models:2"
+    preprocess = data["jobs"]["preprocess"]["component"]["command"]
+    assert "--problem-type regression" in preprocess and f"--spec {d.DEFAULT_SPEC}" in preprocess
+    tune = data["jobs"]["tune"]
+    assert tune["objective"] == {"goal": "minimize", "primary_metric": "validation_rmse"}
+    assert tune["limits"] == {"max_total_trials": 6, "max_concurrent_trials": 3,
+                              "trial_timeout": azure_job.TRIAL_TIMEOUT_S, "timeout": 2 * azure_job.TRIAL_TIMEOUT_S}
+    check = data["jobs"]["check"]["component"]["command"]
+    assert f"--metric {d.TABULAR.gate.path('regression')} " in check
+    out = capsys.readouterr().out
+    assert "submitted: job-1" in out and "https://ml.azure.com/runs/x" in out
+
+
+def test_two_data_versions_are_two_inputs_and_one_version_is_one(client: types.SimpleNamespace,
+                                                                 tmp_path: Path) -> None:
+    """Issue 15 (7): every submission read the same datastore folder, so a resubmission after new raw
+    files arrived rendered the same job, and Azure could reuse its nodes on the old data. The data is
+    now named by version at submission: a new version is a different input (nothing to reuse), the
+    same version the same job (reused, as it should be)."""
+    target, code = AzureTarget(), str(bundles.folder(d.TABULAR, tmp_path / "code"))
+    for version in ("3", "4", "4"):
+        azure_job.submit(client, target, input_data=f"azureml:churn-raw:{version}", code=code)
+    first, second, again = (_yaml(job) for job, _ in client.jobs.submitted)
+    assert first["inputs"]["InputDataUrl"]["path"] == "azureml:churn-raw:3"
+    assert second["inputs"]["InputDataUrl"]["path"] == "azureml:churn-raw:4"
+    assert second == again
+    assert {**first, "inputs": {**first["inputs"], "InputDataUrl": second["inputs"]["InputDataUrl"]}} == second
+    # Every node that reads the data reads it through the pipeline input, not a path of its own.
+    readers = [name for name, node in second["jobs"].items()
+               if any(str((b or {}).get("path", "")) == "${{parent.inputs.InputDataUrl}}"
+                      for b in (node.get("inputs") or {}).values() if isinstance(b, dict))]
+    assert "preprocess" in readers
+    assert "churn-raw" not in yaml.safe_dump(second["jobs"])
+    # A job that cannot name a version (a schedule reads the same folder each time) reuses nothing.
+    assert "force_rerun" not in second["settings"]
+    assert _yaml(build_pipeline_job(target, code, force_rerun=True))["settings"]["force_rerun"] is True
+
+
+def test_deploy_azure_without_workspace_or_data_names_them_before_any_client(
+        client: types.SimpleNamespace, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pipeline", "deploy", "--target", "azure"]) == 2
+    err = capsys.readouterr().err
+    for name in ("--subscription-id", "AZURE_SUBSCRIPTION_ID", "--resource-group", "--workspace",
+                 "AZUREML_WORKSPACE_NAME", "--input-data or --data-version"):
+        assert name in err, name
+    assert client.built == [] and client.jobs.submitted == []
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (("--input-data", "azureml:churn-raw@latest"), "azureml:<name>:<version>"),
+    (("--input-data", "azureml:churn-raw"), "azureml:<name>:<version>"),
+    (("--input-data", "data/raw"), "'data/raw'"),
+    (("--data-version", "7", "--param", "TrainingInstanceType=ml.m5.large"), "TrainingInstanceType: the compute"),
+    (("--data-version", "7", "--param", "InputDataUrl=azureml:x:1"), "InputDataUrl: named by the input data"),
+    (("--data-version", "7", "--param", "GateMargin=wide"), "GateMargin: expected float"),
+    (("--data-version", "7", "--param", "MetricThreshold=high"), "MetricThreshold: expected a number"),
+    (("--data-version", "7", "--param", "TuningMaxTrials=0"), "TuningMaxTrials: at least 1"),
+], ids=["latest", "unversioned", "not-a-uri", "instance-type", "input-as-param", "margin", "threshold", "trials"])
+def test_a_bad_azure_setting_is_named_before_any_client(client: types.SimpleNamespace,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        args: tuple[str, ...], named: str) -> None:
+    assert main(["pipeline", "deploy", "--target", "azure", *WORKSPACE, *args]) == 2
+    assert named in capsys.readouterr().err
+    assert client.built == [] and client.jobs.submitted == []
 
 
 def test_submit_without_a_workspace_names_the_missing_settings(monkeypatch: pytest.MonkeyPatch,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import logging
 import sys
 import types
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 import image_inference
 import inference
-from common.azure_scoring import JSON, AzureScoring, content_type, error_response, find_model_dir
+from common.azure_scoring import JSON, AzureScoring, ReportOnce, content_type, error_response, find_model_dir
 from common.input_errors import InputError, UnsupportedContentTypeError
 
 
@@ -110,6 +111,96 @@ def test_inside_azures_server_the_error_is_an_amlresponse_sent_as_json(monkeypat
 def test_a_decoder_reads_requests_input_fn_does_not(root: Path) -> None:
     azure = AzureScoring(Handlers(), decode=lambda raw: [float(v) for v in str(raw).split()])
     assert azure.run("1 2") == {"predictions": [2.0, 4.0]}
+
+
+class Collector:
+    """azureml.ai.monitoring.Collector as its source defines it: keyword-only name and on_error;
+    collect(data, correlation_context=None) returns a context. Records every call."""
+
+    made: list[Collector] = []
+
+    def __init__(self, *, name: str, on_error: Any = None) -> None:
+        self.name, self.on_error = name, on_error
+        self.calls: list[tuple[Any, Any]] = []
+        Collector.made.append(self)
+
+    def collect(self, data: Any, correlation_context: Any = None) -> Any:
+        self.calls.append((data, correlation_context))
+        return correlation_context or f"context-{len(self.calls)}"
+
+
+@pytest.fixture
+def monitoring(monkeypatch: pytest.MonkeyPatch) -> type[Collector]:
+    """The deployment's data collector package, as Azure's environment installs it."""
+    module = types.ModuleType("azureml.ai.monitoring")
+    module.Collector = Collector
+    for name in ("azureml", "azureml.ai"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(Collector, "made", [])
+    return Collector
+
+
+class Labels(Handlers):
+    def output_fn(self, prediction: list[float], accept: str) -> tuple[str, str]:
+        return json.dumps({"predictions": [{"label": str(v), "probabilities": {"a": v}} for v in prediction]}), accept
+
+
+def test_each_scored_request_reaches_the_deployments_collections_correlated(
+        root: Path, monitoring: type[Collector]) -> None:
+    """The deployment enables model_inputs and model_outputs: the request's columns and the
+    predictions are collected, the outputs with the inputs' context, so monitoring joins them."""
+    azure = AzureScoring(Labels(), columns=lambda data, model: {"x": data})
+    assert azure.run("[1, 2.5]") == {"predictions": [{"label": "2", "probabilities": {"a": 2}},
+                                                     {"label": "5.0", "probabilities": {"a": 5.0}}]}
+    azure.run("[3]")
+    inputs, outputs = monitoring.made  # made once, in init(), whatever the number of requests
+    assert (inputs.name, outputs.name) == ("model_inputs", "model_outputs")
+    assert inputs.on_error is not None  # the package's default on_error raises outside a deployment
+    assert [frame.to_dict("list") for frame, _ in inputs.calls] == [{"x": [1, 2.5]}, {"x": [3]}]
+    assert [ctx for _, ctx in inputs.calls] == [None, None]
+    assert [frame.to_dict("records") for frame, _ in outputs.calls] == [
+        [{"label": "2", "probabilities.a": 2}, {"label": "5.0", "probabilities.a": 5.0}],
+        [{"label": "6", "probabilities.a": 6}]]
+    assert [ctx for _, ctx in outputs.calls] == ["context-1", "context-2"]  # what inputs.collect returned
+
+
+def test_a_bad_request_is_not_collected_and_a_collector_failure_leaves_the_answer(
+        root: Path, monitoring: type[Collector], caplog: pytest.LogCaptureFixture) -> None:
+    azure = AzureScoring(Handlers(), columns=lambda data, model: {"x": data})
+    assert azure.run("[-1]") == {"error": "negative value", "status": 400}
+    inputs, outputs = monitoring.made
+    assert inputs.calls == outputs.calls == []
+    assert azure.run("[1]") == {"predictions": [2]}  # plain numbers: one "prediction" column
+    assert outputs.calls[0][0].to_dict("list") == {"prediction": [2]}
+    inputs.collect = lambda *_: 1 / 0  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="common.azure_scoring"):
+        assert azure.run("[4]") == {"predictions": [8]}
+    assert "data collection failed" in caplog.text
+
+
+def test_without_columns_only_the_predictions_are_collected(root: Path, monitoring: type[Collector]) -> None:
+    AzureScoring(Handlers()).run("[1]")
+    inputs, outputs = monitoring.made
+    assert inputs.calls == [] and len(outputs.calls) == 1 and outputs.calls[0][1] is None
+
+
+def test_a_collector_reports_each_problem_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Outside a deployment every collect reports "custom logging is not enabled": logged once."""
+    report = ReportOnce()
+    with caplog.at_level(logging.WARNING, logger="common.azure_scoring"):
+        for _ in range(3):
+            report(Exception("custom logging is not enabled, drop the data"))
+        report(Exception("queue full"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "Azure ML data collector: custom logging is not enabled, drop the data", "Azure ML data collector: queue full"]
+
+
+def test_without_the_package_there_are_no_collectors(root: Path) -> None:
+    """This project's venv (and SageMaker's images) have no azureml-ai-monitoring: scoring as before."""
+    azure = AzureScoring(Handlers(), columns=lambda data, model: 1 / 0)
+    azure.init()
+    assert azure.collectors is None and azure.run("[1]") == {"predictions": [2]}
 
 
 def test_the_model_folder_is_the_root_or_the_shallowest_below_it(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import image_batch_inference  # and Azure ML batch endpoints' driver
 import image_inference  # the entry script: the module SageMaker and Azure ML import
 from common.model_digest import model_digest
 from image import data as image_data
@@ -158,6 +160,29 @@ def test_azure_scoring_contract(trained: tuple[Path, Path], tmp_path: Path, monk
         "error": "images[0] is not valid base64", "status": 400}
     corrupt = image_inference.run(json.dumps({"images": [base64.b64encode(b"nope").decode()]}))
     assert corrupt["status"] == 400 and corrupt["error"].startswith("images[0]: not an image")
+
+
+def test_azure_batch_driver_contract(trained: tuple[Path, Path], tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """image_batch_inference.py as Azure's batch driver runs it: init(), then run(list of image paths);
+    a row per image naming its file, labelled as the online entry labels it; a corrupt image is a row
+    naming the problem."""
+    model_dir, test_dir = trained
+    shutil.copytree(model_dir, tmp_path / "azureml-models" / "image-model" / "1" / "model")
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(tmp_path / "azureml-models"))
+    images = [sorted((test_dir / d).iterdir())[0] for d in ("2", "5")]
+    (tmp_path / "corrupt.png").write_bytes(b"nope")
+    image_batch_inference.init()
+    out = image_batch_inference.run([str(images[0]), str(tmp_path / "corrupt.png"), str(images[1])])
+    assert list(out.columns) == ["file", "row", "prediction", "probability", "error"]
+    good = out[out.error.isna()]
+    assert good.file.tolist() == [str(p) for p in images] and good.row.tolist() == [1, 1]
+    image_inference.init()
+    online = [image_inference.run(p.read_bytes())["predictions"][0] for p in images]
+    assert good.prediction.tolist() == [p["label"] for p in online]
+    assert good.probability.tolist() == pytest.approx([p["probability"] for p in online])
+    (bad,) = out[out.error.notna()].to_dict("records")
+    assert bad["file"] == str(tmp_path / "corrupt.png") and bad["error"].startswith("CorruptImageError: ")
 
 
 def test_evaluate_writes_model_quality_report_and_confusion_matrix(trained: tuple[Path, Path], tmp_path: Path) -> None:
