@@ -31,7 +31,7 @@ class Asset:
     entity: Any
     operations: str  # the MLClient attribute that creates it
     method: str  # begin_create_or_update (a poller), create_or_update, begin_create
-    needs_model: bool = False  # a deployment: only once the model has a registered version
+    needs_model: bool = False  # a deployment: only once the model has an approved version
 
     @property
     def name(self) -> str:
@@ -188,13 +188,13 @@ def unoffered_sizes(client: Any, s: ws.WorkspaceSettings) -> list[str]:
             (("cpu_size", s.cpu_size), ("gpu_size", s.gpu_size)) if size.lower() not in offered]
 
 
-def has_model(client: Any, name: str) -> bool:
-    return any(True for _ in client.models.list(name=name))
-
-
 def up(s: ws.WorkspaceSettings, client: Any, code: Path, say: Callable[[str], None] = print) -> list[str]:
     """Create or update every asset in order with `client` (an MLClient); returns what it did. The
-    deployments wait until the model has a registered version (the first scheduled run registers one)."""
+    registry decides what serves, as on SageMaker: the online deployment is `mlops azure deploy`'s
+    (the approved version, blue/green), so that re-running `up` never puts an unapproved version back
+    on the endpoint or moves its traffic; the batch deployment scores with the approved version, and
+    waits until there is one."""
+    from pipelines.azure import registry
     from pipelines.azure.job import quiet
 
     unoffered = unoffered_sizes(client, s)
@@ -202,21 +202,23 @@ def up(s: ws.WorkspaceSettings, client: Any, code: Path, say: Callable[[str], No
         raise ValueError("; ".join(unoffered))
     with quiet():
         items = assets(s, code)
-    model = has_model(client, s.target.model_name)
+    name = s.target.model_name
+    champion = registry.champion(registry.versions(client, name))
     done: list[str] = []
     for asset in items:
         label = f"{asset.kind} {asset.name}"
-        if asset.needs_model and not model:
-            say(f"skipped {label}: {s.target.model_name} has no registered version yet (run `mlops azure up` "
-                "again once the retraining schedule registered one)")
+        if asset.kind == "online_deployment":
+            say(f"left to `mlops azure deploy`: {label} (it rolls out the approved version of {name} blue/green)")
             continue
+        if asset.needs_model:
+            if champion is None:
+                say(f"skipped {label}: no approved version of {name} yet "
+                    "(`mlops models approve N --target azure`, then `mlops azure up` again)")
+                continue
+            asset.entity.model = f"azureml:{name}:{champion.version}"
         say(f"{asset.method} {label} ...")
         _send(client, asset, asset.entity)
         done.append(label)
-        if asset.kind == "online_deployment":  # all traffic to the deployment, once it exists
-            online = next(a for a in items if a.kind == "online_endpoint")
-            online.entity.traffic = {asset.name: 100}
-            _send(client, online, online.entity)
         if asset.kind == "model_batch_deployment":  # the batch endpoint's default, once it exists
             batch = next(a for a in items if a.kind == "batch_endpoint")
             batch.entity.defaults = {"deployment_name": asset.name}

@@ -8,6 +8,10 @@ on `tracking_uri`): every trial failed logging its model. requirements-azure.loc
 tabular workload, resolved, and `make setup` installs it in .venv-azure, where the tests run Azure's
 inference server on our scoring script; tests/pipelines/azure/test_environment.py resolves each
 workload's list against the package index.
+
+The image workload's training and tuning trials run on the GPU cluster, in their own environment:
+Azure ML's Open MPI + CUDA base image and PyPI's torch wheel, which is the CUDA build on Linux (the
+CPU environment takes torch from PyTorch's CPU index instead). Every other node stays on the CPU one.
 """
 
 from __future__ import annotations
@@ -39,7 +43,15 @@ AZURE_EXTRAS = (
 )
 # The CPU build of torch (PyPI's default build pulls several GB of CUDA libraries).
 TORCH_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
-TORCH = (TORCH_INDEX, "torch==2.13.0", "pillow==13.0.0")
+TORCH_PINS = ("torch==2.13.0", "pillow==13.0.0")
+TORCH = (TORCH_INDEX, *TORCH_PINS)
+# The workloads whose training runs on the GPU cluster (the tabular one trains XGBoost on CPUs).
+GPU_WORKLOADS = ("image",)
+# Azure ML's Open MPI + CUDA base image, by its dated tag (the CPU base image's date). Its CUDA 12.4
+# toolkit is not what torch runs on: PyPI's torch 2.13.0 Linux wheel pins its own CUDA 13.0.3 runtime,
+# cuDNN 9.20.0.48 and NCCL 2.29.7 (cuda-toolkit, nvidia-*-cu13) exactly in its metadata, so the GPU
+# nodes need a driver that runs CUDA 13 (R580 or later).
+GPU_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi5.0-cuda12.4-ubuntu22.04:20260715.v1"
 
 
 def requirements(target: AzureTarget) -> list[str]:
@@ -49,13 +61,16 @@ def requirements(target: AzureTarget) -> list[str]:
     return [r for r in found if r and not r.startswith("-")]
 
 
-def pip_list(target: AzureTarget) -> list[str]:
+def pip_list(target: AzureTarget, gpu: bool = False) -> list[str]:
     """The environment's pip dependencies: the workload's requirements, then the extras it does not
-    name already (one pin per package), with torch's index first for the image workload."""
+    name already (one pin per package), with torch first for the image workload: from the CPU index,
+    or for the GPU environment PyPI's CUDA build."""
     own = requirements(target)
     named = {package(r) for r in own}
     extras = [r for r in AZURE_EXTRAS if package(r) not in named]
     pip = [*own, *extras]
+    if gpu:
+        return [*TORCH_PINS, *pip]
     return [*TORCH, *pip] if target.workload == "image" else pip
 
 
@@ -64,16 +79,23 @@ def package(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", re.split(r"[\s\[=<>!~;@]", requirement, maxsplit=1)[0]).lower()
 
 
-def environment(target: AzureTarget, spark: bool = False) -> Any:
+def environment(target: AzureTarget, spark: bool = False, gpu: bool = False) -> Any:
+    """The environment a node runs in: the CPU one, with local Spark (`spark`), or the GPU one (`gpu`,
+    for the training of a workload in GPU_WORKLOADS)."""
     from azure.ai.ml.entities import Environment
 
+    if gpu and (spark or target.workload not in GPU_WORKLOADS):
+        raise ValueError(f"no GPU environment for the {target.workload} workload"
+                         f"{' with Spark' if spark else ''}: GPU training is {', '.join(GPU_WORKLOADS)}'s")
     dependencies: list[Any] = [f"python={PYTHON}", "pip"]
     if spark:  # etl.py runs local Spark in the node, as it does on a laptop
         dependencies += ["openjdk=17", "pyspark=3.5"]
-    name = f"mlops-{target.workload}" + ("-spark" if spark else "")
-    conda = {"name": name, "channels": ["conda-forge"], "dependencies": [*dependencies, {"pip": pip_list(target)}]}
-    return Environment(image=BASE_IMAGE, conda_file=conda,
-                       description=f"training_code/{target.work.requirements} on Azure ML's base image")
+    name = f"mlops-{target.workload}" + ("-spark" if spark else "") + ("-gpu" if gpu else "")
+    conda = {"name": name, "channels": ["conda-forge"],
+             "dependencies": [*dependencies, {"pip": pip_list(target, gpu=gpu)}]}
+    return Environment(image=GPU_BASE_IMAGE if gpu else BASE_IMAGE, conda_file=conda,
+                       description=f"training_code/{target.work.requirements} on Azure ML's "
+                                   f"{'CUDA ' if gpu else ''}base image")
 
 
 if __name__ == "__main__":  # the pip list, one a line: what requirements-azure.lock is compiled from

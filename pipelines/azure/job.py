@@ -36,6 +36,15 @@ How the declaration maps onto Azure ML:
   node whose component and inputs are unchanged, and a fixed folder that new raw files land in is
   an unchanged input: a resubmission would reuse preprocess and everything after it on the old data.
   A new version is a new input, so new data runs again, and the same version is reused.
+- compute: every node runs on the CPU cluster (the pipeline's default compute), except the steps
+  SageMaker runs on its training instance type (tuning trials and training) of a workload that trains
+  on GPUs (the image CNN): those run on the GPU cluster (workspace.py's GPU_COMPUTE), in the GPU
+  environment, on TrainingInstanceCount nodes, under Azure's PyTorch distribution with one process
+  per GPU of the cluster's VM size, which is what torchrun gives on SageMaker. Azure starts the
+  node's whole command in each process, with MASTER_ADDR, MASTER_PORT, WORLD_SIZE and NODE_RANK set
+  per node and RANK and LOCAL_RANK per process: image_train.py joins the process group from those
+  (env://), and only rank 0 writes the model, its outputs and its MLflow metrics. A trial's
+  `hyperparameters.py record` runs in every process and writes the same file with the same content.
 """
 
 # No `from __future__ import annotations`: @dsl.pipeline reads the pipeline function's annotations
@@ -48,15 +57,16 @@ import re
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pipelines import bundles, paths
-from pipelines.azure.environment import environment
+from pipelines.azure.environment import GPU_WORKLOADS, environment
 from pipelines.azure.target import AzureTarget
+from pipelines.azure.workspace import GPU_COMPUTE, WorkspaceSettings
 from pipelines.definition import (
     InputDir,
     InputFile,
@@ -67,6 +77,7 @@ from pipelines.definition import (
     render_args,
     words,
 )
+from pipelines.definition.parameters import INSTANCE_TYPE_PARAMETER
 
 _SCRATCH = "$TMPDIR/mlops-outputs"
 # Pipeline inputs: the parameters an Azure pipeline can take per run.
@@ -93,6 +104,13 @@ TRIAL_TIMEOUT_S = 2 * 3600
 # A versioned data asset: azureml:<name>:<version> (a name alone, or @latest, resolves to whatever is
 # newest when the job starts: not a version the submission names).
 _ASSET = re.compile(r"^azureml:(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<version>[A-Za-z0-9_.-]+)$")
+# GPUs per VM of the GPU sizes the GPU cluster may have, from Azure's size tables (NCasT4_v3,
+# ND A100 v4): azure-ai-ml knows no size offline, and Azure's PyTorch distribution starts as many
+# processes per node as it is told, whatever the node has.
+GPUS_PER_SIZE = {"standard_nc4as_t4_v3": 1, "standard_nc8as_t4_v3": 1, "standard_nc16as_t4_v3": 1,
+                 "standard_nc64as_t4_v3": 4, "standard_nd96asr_v4": 8}
+# The GPU cluster's VM size unless a build names another: the workspace's default.
+DEFAULT_GPU_SIZE = str(next(f.default for f in fields(WorkspaceSettings) if f.name == "gpu_size"))
 
 
 @contextmanager
@@ -190,6 +208,30 @@ def job_values(target: AzureTarget, parameters: dict[str, str] | None = None) ->
     return values
 
 
+# -- where a node runs ---------------------------------------------------------------------------
+
+def on_gpu(step: Step, target: AzureTarget) -> bool:
+    """Whether the node runs on the GPU cluster: a step SageMaker sizes by TrainingInstanceType (tuning
+    trials, training) of a workload that trains on GPUs."""
+    return target.workload in GPU_WORKLOADS and INSTANCE_TYPE_PARAMETER.get(step.kind) == "TrainingInstanceType"
+
+
+def gpus_per_node(size: str) -> int:
+    """The GPUs of a VM size (GPUS_PER_SIZE); ValueError naming the size for one not listed."""
+    if size.lower() not in GPUS_PER_SIZE:
+        raise ValueError(f"gpu_size {size!r}: its GPU count is not known here; one of {', '.join(GPUS_PER_SIZE)}, "
+                         "or add it to GPUS_PER_SIZE with the count from Azure's VM size table")
+    return GPUS_PER_SIZE[size.lower()]
+
+
+def gpu_placement(target: AzureTarget, gpu_size: str) -> dict[str, Any]:
+    """A GPU node's compute, node count and distribution: command()'s keyword arguments."""
+    from azure.ai.ml import PyTorchDistribution
+
+    return {"compute": GPU_COMPUTE, "instance_count": int(target.parameter_defaults()["TrainingInstanceCount"]),
+            "distribution": PyTorchDistribution(process_count_per_instance=gpus_per_node(gpu_size))}
+
+
 # -- commands -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -230,6 +272,8 @@ def command_line(step: Step, settings: dict[str, str | None], hyperparameters: s
     command = " ".join([*head, *words(render_args(step.args, _Command(settings)))])
     read = {a.value.name if isinstance(a.value, InputDir) else a.value.input
             for a in step.args if isinstance(a.value, InputDir | InputFile)}
+    if step.hyperparameters == "best":  # read by `hyperparameters.py flags`, not by an argument
+        read.add(step.input("best_hyperparameters").name)
     # An input no argument reads is there for its order: the check's verdict, which exists only
     # once the check has passed.
     guards = [f"test -f ${{{{inputs.{i.name}}}}}/check.json" for i in step.inputs if i.name not in read]
@@ -253,11 +297,13 @@ def _node_inputs(step: Step, target: AzureTarget) -> dict[str, Any]:
     return inputs
 
 
-def _commands(target: AzureTarget, code: str) -> dict[str, Any]:
+def _commands(target: AzureTarget, code: str, gpu_size: str) -> dict[str, Any]:
     from azure.ai.ml import Input, Output, command
 
     work, settings, search = target.work, target.settings(), target.search
     env, spark_env = environment(target), environment(target, spark=True)
+    gpu = any(on_gpu(step, target) for step in work.steps)
+    gpu_env, placement = (environment(target, gpu=True), gpu_placement(target, gpu_size)) if gpu else (None, {})
     nodes: dict[str, Any] = {}
     for step in work.steps:
         inputs = _node_inputs(step, target)
@@ -275,10 +321,11 @@ def _commands(target: AzureTarget, code: str) -> dict[str, Any]:
             text = command_line(step, settings, f"$(python hyperparameters.py flags ${{{{inputs.{best}}}}})")
         if step.kind == "register":
             outputs["model_version"] = Output(type="custom_model")
+        here = on_gpu(step, target)
         nodes[step.name] = command(
             name=step.name, display_name=step.name, description=step.description, code=code,
-            environment=spark_env if step.compute == "spark" else env, command=text, inputs=inputs,
-            outputs=outputs)
+            environment=gpu_env if here else spark_env if step.compute == "spark" else env, command=text,
+            inputs=inputs, outputs=outputs, **(placement if here else {}))
     return nodes
 
 
@@ -290,13 +337,16 @@ def code_folder() -> Path:
 
 
 def build_pipeline_job(target: AzureTarget, code: str | None = None, *, input_data: str | None = None,
-                       parameters: dict[str, str] | None = None, force_rerun: bool = False) -> Any:
+                       parameters: dict[str, str] | None = None, force_rerun: bool = False,
+                       gpu_size: str = DEFAULT_GPU_SIZE) -> Any:
     """The PipelineJob. `code` is the folder the nodes' code comes from (default: the workload's
     bundle, materialized under MLOPS_HOME); `input_data` the InputDataUrl (default: the target's,
     for an export), `parameters` the values of SUBMISSION_PARAMETERS that differ from the
     declaration's (`job_values`). `force_rerun`: no node is reused, for a job whose input cannot
-    name a version (a schedule reads the same folder every time, whatever landed in it)."""
+    name a version (a schedule reads the same folder every time, whatever landed in it). `gpu_size`:
+    the GPU cluster's VM size, which sets the processes per node of the GPU nodes."""
     from azure.ai.ml import Input, dsl
+    from azure.ai.ml.entities import JobResourceConfiguration
     from azure.ai.ml.sweep import MedianStoppingPolicy, RandomSamplingAlgorithm
 
     work = target.work
@@ -304,7 +354,7 @@ def build_pipeline_job(target: AzureTarget, code: str | None = None, *, input_da
     data = data_reference(input_data) if input_data is not None else target.input_data_uri
     if code is None:
         code = str(bundles.folder(work, code_folder() / work.name))
-    nodes = _commands(target, code)
+    nodes = _commands(target, code, gpu_size)
     search = target.search
     defaults = target.parameter_defaults()
     seed = int(search.static.get("seed", target.settings()["seed"] or 0))  # as the local and SageMaker tuners
@@ -335,6 +385,9 @@ def build_pipeline_job(target: AzureTarget, code: str | None = None, *, input_da
             # The sweep may take as long as its trials in batches of `parallel`, each at its limit.
             node.set_limits(max_total_trials=trials, max_concurrent_trials=parallel,
                             trial_timeout=TRIAL_TIMEOUT_S, timeout=math.ceil(trials / parallel) * TRIAL_TIMEOUT_S)
+            if on_gpu(step, target):  # the sweep keeps the trial's compute and distribution, not its nodes
+                node.resources = JobResourceConfiguration(
+                    instance_count=int(target.parameter_defaults()["TrainingInstanceCount"]))
         if step.kind == "register":
             node.outputs.model_version.name = target.model_name  # registered when the node ends
         node.name = step.name  # the DSL names nodes after variables; there are none in this loop

@@ -1,10 +1,13 @@
-"""`mlops models list | approve N | reject N`: the model registry, here or on SageMaker, same verbs.
+"""`mlops models list | approve N | reject N`: the model registry, here, on SageMaker or on Azure ML, same verbs.
 
 Locally (the default) the registry is MLflow's under MLOPS_HOME: approving a version makes it the
 champion (MLflow alias "champion"), the version `mlops serve`, `predict` and `monitor` use. With
 `--target sagemaker --group G` the same verbs act on the SageMaker Model Registry's package group G
 (ListModelPackages, UpdateModelPackage's ModelApprovalStatus): there an approval deploys the version
-through the serving stack (the deployer Lambda updates it on the approval event).
+through the serving stack (the deployer Lambda updates it on the approval event). With `--target azure`
+they act on the Azure ML workspace's model (default: the tabular workload's, as its pipeline registers
+it): Azure's registry has no approval status, so each version carries it in a tag, `approval_status`,
+as locally (pipelines/azure/registry.py); `mlops azure deploy` then rolls the approved version out.
 
 A version that does not exist, or a rejected one, cannot be approved: exit 2 with the reason.
 """
@@ -25,7 +28,7 @@ class ModelsError(ValueError):
 
 
 def register(sub: Any) -> None:
-    m = sub.add_parser("models", help="list, approve and reject model versions (locally or on SageMaker)",
+    m = sub.add_parser("models", help="list, approve and reject model versions (locally, SageMaker, Azure ML)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = m.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="every version: status, metric, digest, data, which one serves")
@@ -40,11 +43,16 @@ def register(sub: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="local: the registered model (default: the only one there is)")
-    p.add_argument("--target", choices=("local", "sagemaker"), default="local")
+    from pipelines.cli.azure import CLIENT_SETTINGS, workspace_flags
+
+    p.add_argument("--model", help="local: the registered model (default: the only one there is); azure: the "
+                                   "workspace's model (default: the tabular workload's)")
+    p.add_argument("--target", choices=("local", "sagemaker", "azure"), default="local")
     p.add_argument("--group", help="sagemaker: the model package group")
     p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
                    help="sagemaker: the AWS region (env AWS_REGION)")
+    # The flags `mlops azure up` takes, less the region: the registry is reached without it.
+    workspace_flags(p, CLIENT_SETTINGS, "azure: ")
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -53,6 +61,8 @@ def handle(args: argparse.Namespace) -> int:
     try:
         if args.target == "sagemaker":
             return _sagemaker(args)
+        if args.target == "azure":
+            return _azure(args)
         return _local(args)
     except (ModelsError, RegistryError) as e:
         print(f"mlops models {args.action}: error: {e}", file=sys.stderr)
@@ -202,3 +212,43 @@ def _print_sagemaker(sm: Any, group: str, packages: list[dict[str, Any]]) -> Non
     _table(rows)
     if serving is None:
         print("  (no approved version: nothing serves; `mlops models approve N --target sagemaker --group G`)")
+
+
+# -- Azure ML model registry ---------------------------------------------------------------------
+
+def _azure(args: argparse.Namespace) -> int:
+    from pipelines.azure import registry
+    from pipelines.azure.target import AzureTarget
+    from pipelines.cli.azure import client_of
+
+    name = args.model or AzureTarget().model_name
+    try:
+        client = client_of(args)
+        if args.action == "list":
+            _print_azure(name, args.workspace, registry.versions(client, name))
+            return 0
+        status = registry.APPROVED if args.action == "approve" else registry.REJECTED
+        print(registry.set_status(client, name, str(args.version), status, args.note))
+    except ValueError as e:  # a missing workspace setting, registry.ApprovalError
+        raise ModelsError(str(e)) from None
+    return 0
+
+
+def _print_azure(name: str, workspace: str, models: list[Any]) -> None:
+    from pipelines.azure import registry
+
+    print(f"{name} (Azure ML workspace {workspace})")
+    if not models:
+        print("  no version is registered yet: the pipeline's register step registers one")
+        return
+    champion = registry.champion(models)
+    rows = [("version", "status", "approved at", "note", "")]
+    for m in models:
+        tags = m.tags or {}
+        rows.append((str(m.version), registry.status(m), str(tags.get(registry.APPROVED_AT_TAG, "-")),
+                     str(tags.get(registry.NOTE_TAG, "-")),
+                     "champion: what `mlops azure deploy` rolls out" if m is champion else ""))
+    _table(rows)
+    if champion is None:
+        print("  (no approved version: `mlops azure deploy` has nothing to roll out; "
+              "`mlops models approve N --target azure`)")

@@ -21,7 +21,15 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from pipelines.azure.environment import BASE_IMAGE, PYTHON, TORCH_INDEX, environment, pip_list
+from pipelines.azure.environment import (
+    BASE_IMAGE,
+    GPU_BASE_IMAGE,
+    PYTHON,
+    TORCH_INDEX,
+    TORCH_PINS,
+    environment,
+    pip_list,
+)
 from pipelines.azure.target import AzureTarget
 from pipelines.sagemaker.images import Image
 from tests.pipelines.package_index import PIP_FOR_TARGET_PYTHON, pip_config, pip_errors, probe
@@ -66,8 +74,25 @@ def test_every_dependency_is_pinned_exactly_and_the_environment_renders_it(workl
     assert env.conda_file["dependencies"][-1] == {"pip": pip_list(AzureTarget(workload=workload))}
 
 
-def test_the_base_image_is_pinned_by_its_dated_tag() -> None:
-    assert re.fullmatch(r"mcr\.microsoft\.com/azureml/[\w.-]+:\d{8}\.v\d+", BASE_IMAGE), BASE_IMAGE
+@pytest.mark.parametrize("image", [BASE_IMAGE, GPU_BASE_IMAGE])
+def test_the_base_image_is_pinned_by_its_dated_tag(image: str) -> None:
+    assert re.fullmatch(r"mcr\.microsoft\.com/azureml/[\w.-]+:\d{8}\.v\d+", image), image
+
+
+def test_the_gpu_environment_is_the_cuda_build_of_the_same_pins() -> None:
+    """The image workload's GPU nodes: Azure ML's Open MPI + CUDA base image, and torch from PyPI,
+    whose Linux wheel is the CUDA build (the CPU index would give the CPU build on a GPU node); the
+    same versions as the CPU environment otherwise, every one pinned exactly."""
+    image = AzureTarget(workload="image")
+    env = environment(image, gpu=True)
+    assert env.image == GPU_BASE_IMAGE and "cuda" in GPU_BASE_IMAGE
+    assert env.conda_file["name"] == "mlops-image-gpu"
+    gpu = env.conda_file["dependencies"][-1]["pip"]
+    assert TORCH_INDEX not in gpu and set(TORCH_PINS) <= set(gpu)
+    assert [r for r in gpu if not r.startswith("-")] == [r for r in pip_list(image) if not r.startswith("-")]
+    assert all(pinned(Requirement(r)) for r in gpu), gpu
+    with pytest.raises(ValueError, match="no GPU environment for the tabular workload"):
+        environment(AzureTarget(), gpu=True)
 
 
 def test_the_azure_venv_lock_has_the_tabular_environments_pins() -> None:

@@ -485,3 +485,143 @@ def test_reloading_keeps_the_commands(exported: Exported, tmp_path: Path) -> Non
         node = again["jobs"][name]
         reloaded = (node["trial"] if node["type"] == "sweep" else node["component"])["command"]
         assert shlex.split(reloaded, posix=False) == shlex.split(_component(exported, name)["command"], posix=False)
+
+
+# -- the image workload: training on the GPU cluster ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def image_export(tmp_path_factory: pytest.TempPathFactory) -> Exported:
+    path = tmp_path_factory.mktemp("azure-image-export") / "pipeline.yml"
+    assert main(["pipeline", "export", "--target", "azure", "--workload", "image", "--out", str(path)]) == 0
+    from azure.ai.ml import load_job
+
+    with quiet():
+        job = load_job(path)
+    text = path.read_text()
+    return Exported(path, text, yaml.safe_load(text), job)
+
+
+def _pip(component: dict[str, Any]) -> list[str]:
+    return list(component["environment"]["conda_file"]["dependencies"][-1]["pip"])
+
+
+def test_the_image_workload_trains_on_the_gpu_cluster_with_a_process_per_gpu(image_export: Exported) -> None:
+    """Issue 15: the image CNN trained on the CPU cluster, one process, on CPU torch. Its trials and its
+    training (the steps SageMaker runs on GPU types under torchrun) run on the GPU cluster the workspace
+    declares, under Azure's PyTorch distribution with one process per GPU of the cluster's VM size
+    (Standard_NC4as_T4_v3: one T4) on TrainingInstanceCount nodes, in the CUDA environment; every other
+    node stays on the CPU cluster, in the CPU environment."""
+    from pipelines.azure.environment import BASE_IMAGE, GPU_BASE_IMAGE, TORCH_INDEX
+    from pipelines.azure.workspace import GPU_COMPUTE, WorkspaceSettings
+
+    jobs = image_export.data["jobs"]
+    assert image_export.data["settings"]["default_compute"] == "azureml:cpu-cluster"
+    assert {name for name, node in jobs.items() if node.get("compute") == f"azureml:{GPU_COMPUTE}"} == {
+        "tune", "train"}
+    workspace_default = WorkspaceSettings.__dataclass_fields__["gpu_size"].default
+    assert workspace_default == azure_job.DEFAULT_GPU_SIZE
+    gpus = azure_job.gpus_per_node(azure_job.DEFAULT_GPU_SIZE)
+    assert gpus == 1
+    instances = d.parameter("TrainingInstanceCount").default
+    assert jobs["tune"]["type"] == "sweep"
+    for name in ("tune", "train"):
+        node, component = jobs[name], _component(image_export, name)
+        assert node["compute"] == f"azureml:{GPU_COMPUTE}", name
+        assert node["resources"] == {"instance_count": instances}, name
+        assert component["distribution"] == {"type": "pytorch", "process_count_per_instance": gpus}, name
+        assert component["environment"]["image"] == GPU_BASE_IMAGE, name
+        assert "torch==2.13.0" in _pip(component) and TORCH_INDEX not in _pip(component), name  # the CUDA build
+    for name in set(jobs) - {"tune", "train"}:
+        node, component = jobs[name], _component(image_export, name)
+        assert "compute" not in node and "resources" not in node and "distribution" not in component, name
+        assert component["environment"]["image"] == BASE_IMAGE and TORCH_INDEX in _pip(component), name
+    # load_job reads the placement back as the SDK's own objects.
+    train, tune = image_export.job.jobs["train"], image_export.job.jobs["tune"]
+    assert (train.distribution.process_count_per_instance, train.resources.instance_count) == (gpus, instances)
+    assert (tune.trial.distribution.process_count_per_instance, tune.resources.instance_count) == (gpus, instances)
+
+
+def test_the_image_export_loads_back_and_passes_azure_ml_validation(image_export: Exported) -> None:
+    result = image_export.job._validate()
+    assert result.passed, result.error_messages
+    built = build_pipeline_job(AzureTarget(workload="image"))._validate()
+    assert built.passed, built.error_messages
+
+
+def test_the_processes_per_node_are_the_gpus_of_the_clusters_size() -> None:
+    import io
+
+    stream = io.StringIO()
+    with quiet():
+        build_pipeline_job(AzureTarget(workload="image"), gpu_size="Standard_NC64as_T4_v3").dump(stream)
+    jobs = yaml.safe_load(stream.getvalue())["jobs"]
+    assert jobs["train"]["distribution"]["process_count_per_instance"] == 4
+    assert jobs["tune"]["trial"]["distribution"]["process_count_per_instance"] == 4
+    with pytest.raises(ValueError, match="gpu_size 'Standard_NC6'"):
+        build_pipeline_job(AzureTarget(workload="image"), gpu_size="Standard_NC6")
+
+
+def test_the_tabular_workload_stays_on_the_cpu_cluster(exported: Exported) -> None:
+    """XGBoost trains on CPUs (SageMaker refuses a GPU type for it): no tabular node names a compute, a
+    node count or a distribution, and every one runs in the CPU environment."""
+    from pipelines.azure.environment import BASE_IMAGE
+
+    assert exported.data["settings"]["default_compute"] == "azureml:cpu-cluster"
+    for name, node in exported.data["jobs"].items():
+        component = _component(exported, name)
+        assert "compute" not in node and "resources" not in node and "distribution" not in component, name
+        assert component["environment"]["image"] == BASE_IMAGE, name
+
+
+def test_the_image_train_node_joins_one_process_group_under_azures_pytorch_launcher(image_export: Exported,
+                                                                                   tmp_path: Path) -> None:
+    """Azure's PyTorch distribution runs the node's command once per process, with no torchrun: it sets
+    MASTER_ADDR, MASTER_PORT, WORLD_SIZE and NODE_RANK per node and RANK and LOCAL_RANK per process
+    (Azure ML's distributed GPU training guide). Two processes with exactly those variables run the
+    rendered train command (CPU, gloo) and train one model together."""
+    import socket
+
+    from image import data as image_data
+    from image import preprocess as image_preprocess
+
+    image_data.main(["--out", str(tmp_path / "raw"), "--source", "digits", "--per-class", "10", "--size", "16"])
+    image_preprocess.main(["--input", str(tmp_path / "raw"), "--output-dir", str(tmp_path / "split")])
+    folders = {**{k: tmp_path / "split" / k for k in ("train", "validation")},
+               **{k: tmp_path / k for k in ("best_hyperparameters", "model", "output", "checkpoints")}}
+    code = _code(image_export)
+    trial = _render(_component(image_export, "tune")["command"], {**folders, "lr": 0.003, "width": 8})
+    recorded = _bash(trial.split(" && ", 1)[1], tmp_path, code)  # the best trial's record
+    assert recorded.returncode == 0, recorded.stderr
+    train = _render(_component(image_export, "train")["command"], folders)
+    (line,) = [part for part in train.split(" && ") if part.startswith("python image_train.py")]
+    line += " --epochs 1 --image-size 16 --batch-size 16 --workers 0 --no-export --precision fp32"  # test-sized
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launcher = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NODE_RANK", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+                "GROUP_RANK")
+    env = {k: v for k, v in os.environ.items() if k not in launcher and not k.startswith("TORCHELASTIC")}
+    azure = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "NODE_RANK": "0"}
+    processes = [subprocess.Popen(["bash", "-c", line.replace("python ", f"{sys.executable} ")], cwd=code,
+                                  env={**env, **azure, "RANK": str(rank), "LOCAL_RANK": str(rank),
+                                       "TMPDIR": str(tmp_path), "PYTHONPATH": ""},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for rank in (0, 1)]
+    outs = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], [err[-2000:] for _, err in outs]
+    assert "2 process(es) on cpu" in outs[0][0]
+    meta = json.loads((folders["model"] / "model_meta.json").read_text())
+    assert meta["training"]["world_size"] == 2
+
+
+@pytest.mark.parametrize("workload", ["tabular", "image"])
+def test_a_node_waits_on_check_json_only_where_the_check_writes_it(workload: str) -> None:
+    """An input no argument reads is guarded by `test -f <input>/check.json` (the check's verdict). The
+    train node reads tune's best_hyperparameters through `hyperparameters.py flags`: guarded, it
+    would exit 1 on Azure every time (that folder holds best_hyperparameters.json only)."""
+    target = AzureTarget(workload=workload)
+    for step in target.work.steps:
+        text = azure_job.command_line(step, target.settings())
+        for name in re.findall(r"test -f \$\{\{inputs\.(\w+)\}\}/check\.json", text):
+            source_step, _ = step.input(name).producer
+            assert source_step == "check", (step.name, name, source_step)

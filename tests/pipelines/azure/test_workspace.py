@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,7 @@ class Operations:
             if method == "list":
                 return iter(self.client.registered)
             self.calls.append((f"{self.name}.{method}", type(entity).__name__, str(entity.name)))
+            self.client.sent.append(entity)
             return Poller() if method.startswith("begin_") else entity
         return call
 
@@ -198,8 +200,10 @@ class FakeClient:
     def __init__(self, *args: Any) -> None:
         FakeClient.built.append(args)
         self.calls: list[tuple[str, str, str]] = []
+        self.sent: list[Any] = []  # the entities sent, in order
         self.offered = ["Standard_DS3_v2", "Standard_NC4as_T4_v3"]
-        self.registered: list[str] = ["1"]
+        # the model's versions as models.list gives them: version 1 approved (registry.py's tags)
+        self.registered: list[Any] = [_version("1", "Approved")]
         FakeClient.last = self
 
     def __getattr__(self, name: str) -> Operations:
@@ -239,20 +243,24 @@ def test_up_creates_every_asset_in_dependency_order(
         ("compute.begin_create_or_update", "AmlCompute"),
         ("environments.create_or_update", "Environment"),
         ("data.create_or_update", "Data"),
-        ("online_endpoints.begin_create_or_update", "ManagedOnlineEndpoint"),
-        ("online_deployments.begin_create_or_update", "ManagedOnlineDeployment"),
-        ("online_endpoints.begin_create_or_update", "ManagedOnlineEndpoint"),  # traffic to the deployment
+        ("online_endpoints.begin_create_or_update", "ManagedOnlineEndpoint"),  # no deployment, no traffic
         ("batch_endpoints.begin_create_or_update", "BatchEndpoint"),
         ("batch_deployments.begin_create_or_update", "ModelBatchDeployment"),
         ("batch_endpoints.begin_create_or_update", "BatchEndpoint"),  # its default deployment
         ("schedules.begin_create_or_update", "JobSchedule"),
     ]
-    assert "not applied: online-autoscale.json" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not applied: online-autoscale.json" in out
+    # the registry decides what serves: the online deployment is `mlops azure deploy`'s, and batch
+    # scoring uses the approved version, never @latest (re-running `up` must not undo a rollout)
+    assert "left to `mlops azure deploy`" in out
+    (batch,) = [e for e in fake_azure.last.sent if type(e).__name__ == "ModelBatchDeployment"]
+    assert batch.model == "azureml:churn-models:1"
 
 
-def test_up_waits_for_a_registered_model_before_deploying(fake_azure: type[FakeClient],
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(FakeClient, "__init__", _no_models)
+def test_up_deploys_batch_scoring_only_once_a_version_is_approved(fake_azure: type[FakeClient],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FakeClient, "__init__", _pending_only)
     assert main(["azure", "up", *SETTINGS]) == 0
     kinds = [kind for _, kind, _ in fake_azure.last.calls]
     assert "ManagedOnlineDeployment" not in kinds and "ModelBatchDeployment" not in kinds
@@ -269,6 +277,10 @@ def test_up_refuses_a_size_the_region_does_not_offer_before_creating_anything(
 _original_init = FakeClient.__init__
 
 
-def _no_models(self: FakeClient, *args: Any) -> None:
+def _pending_only(self: FakeClient, *args: Any) -> None:
     _original_init(self, *args)
-    self.registered = []
+    self.registered = [_version("1", "PendingManualApproval")]
+
+
+def _version(number: str, approval: str) -> Any:
+    return types.SimpleNamespace(version=number, tags={"approval_status": approval})
