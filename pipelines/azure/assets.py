@@ -19,7 +19,6 @@ from typing import Any
 
 import yaml
 
-from pipelines import bundles
 from pipelines.azure import workspace as ws
 from pipelines.azure.endpoint import autoscale_setting, batch_endpoint, endpoint
 from pipelines.azure.target import DEFAULT_COMPUTE
@@ -163,10 +162,10 @@ def check(asset: Asset, path: Path) -> list[str]:
 
 def dry_run(s: ws.WorkspaceSettings, out: Path) -> list[Path]:
     """Write every asset's YAML to `out` and check each offline; ValueError names what failed."""
-    from pipelines.azure.job import quiet
+    from pipelines.azure.job import code_bundle, quiet
 
     out.mkdir(parents=True, exist_ok=True)
-    code = bundles.folder(s.target.work, out.resolve() / f"code-{s.workload}")
+    code = code_bundle(s.target, out.resolve() / f"code-{s.workload}")  # the schedule runs the ETL node
     with quiet():
         items = assets(s, code)
         paths = write(items, s, out.resolve(), code)

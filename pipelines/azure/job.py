@@ -31,6 +31,14 @@ How the declaration maps onto Azure ML:
   what the submission names. Nothing fills ChampionModelUrl and RegisteredModelDigests on Azure yet:
   their defaults ("") mean no champion and nothing registered, so the gate there is the naive
   baseline's (and the optional floor's), unless the submission names them.
+- ETL: a workload whose declaration reads a curated-data snapshot (a `manifest` input: the tabular
+  one) trains, on SageMaker, on the Glue job's curated output and, locally, on what `mlops run` has
+  training_code/etl.py curate first (pipelines/local/intake.py). Azure has no Glue: the job's first
+  node, `etl`, runs that same etl.py in local Spark mode (the Spark environment: conda's openjdk and
+  pyspark) on InputDataUrl, the raw data, with the Glue job's arguments, and writes curated Parquet,
+  its quarantine and its report to its outputs; the manifest input reads the curated output in place
+  of InputDataUrl. The node's outputs start empty, so its ledger is empty and it curates the whole
+  input, with the local run's fixed ingestion date: the same raw data curates to the same files.
 - data: a submission names InputDataUrl explicitly, as a versioned data asset
   (`azureml:<name>:<version>`) or a snapshot folder that is never written to again. Azure reuses a
   node whose component and inputs are unchanged, and a fixed folder that new raw files land in is
@@ -38,7 +46,7 @@ How the declaration maps onto Azure ML:
   A new version is a new input, so new data runs again, and the same version is reused.
 - compute: every node runs on the CPU cluster (the pipeline's default compute), except the steps
   SageMaker runs on its training instance type (tuning trials and training) of a workload that trains
-  on GPUs (the image CNN): those run on the GPU cluster (workspace.py's GPU_COMPUTE), in the GPU
+  on GPUs (the image CNN): those run on the GPU cluster (target.py's GPU_COMPUTE, declared by workspace.py), in the GPU
   environment, on TrainingInstanceCount nodes, under Azure's PyTorch distribution with one process
   per GPU of the cluster's VM size, which is what torchrun gives on SageMaker. Azure starts the
   node's whole command in each process, with MASTER_ADDR, MASTER_PORT, WORLD_SIZE and NODE_RANK set
@@ -55,9 +63,10 @@ import math
 import os
 import re
 import shlex
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +74,7 @@ import yaml
 
 from pipelines import bundles, paths
 from pipelines.azure.environment import GPU_WORKLOADS, environment
-from pipelines.azure.target import AzureTarget
-from pipelines.azure.workspace import GPU_COMPUTE, WorkspaceSettings
+from pipelines.azure.target import DEFAULT_GPU_SIZE, GPU_COMPUTE, AzureTarget
 from pipelines.definition import (
     InputDir,
     InputFile,
@@ -78,8 +86,19 @@ from pipelines.definition import (
     words,
 )
 from pipelines.definition.parameters import INSTANCE_TYPE_PARAMETER
+from pipelines.definition.settings import LOCAL_INGESTION_DATE
 
-_SCRATCH = "$TMPDIR/mlops-outputs"
+# Scratch space of a step that writes all its outputs under one folder. An Azure command job need not
+# set TMPDIR: /tmp then.
+SCRATCH = "${TMPDIR:-/tmp}/mlops-outputs"
+# The ETL node (module docstring): its name, the pipeline input it reads, what it writes, and its
+# local Spark: every core of the node, and the driver's heap (in local mode, all of Spark's) sized for
+# the CPU cluster's default VM (Standard_DS3_v2: 14 GiB), leaving room for Python and the OS.
+ETL_NODE = "etl"
+ETL_SCRIPT = "etl.py"
+ETL_INPUT = "raw"
+ETL_OUTPUTS = ("curated", "quarantine", "report")
+ETL_SPARK = {"ETL_SPARK_MASTER": "local[*]", "ETL_SPARK_DRIVER_MEMORY": "8g"}
 # Pipeline inputs: the parameters an Azure pipeline can take per run.
 # Pipeline inputs that are folders (uri_folder), not values.
 FOLDER_INPUTS = ("InputDataUrl",)
@@ -110,7 +129,6 @@ _ASSET = re.compile(r"^azureml:(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<version>
 GPUS_PER_SIZE = {"standard_nc4as_t4_v3": 1, "standard_nc8as_t4_v3": 1, "standard_nc16as_t4_v3": 1,
                  "standard_nc64as_t4_v3": 4, "standard_nd96asr_v4": 8}
 # The GPU cluster's VM size unless a build names another: the workspace's default.
-DEFAULT_GPU_SIZE = str(next(f.default for f in fields(WorkspaceSettings) if f.name == "gpu_size"))
 
 
 @contextmanager
@@ -262,7 +280,7 @@ class _Command:
         return f"${{{{outputs.{name}}}}}"
 
     def outputs_root(self) -> str:
-        return _SCRATCH
+        return SCRATCH
 
 
 def command_line(step: Step, settings: dict[str, str | None], hyperparameters: str = "") -> str:
@@ -278,8 +296,27 @@ def command_line(step: Step, settings: dict[str, str | None], hyperparameters: s
     # once the check has passed.
     guards = [f"test -f ${{{{inputs.{i.name}}}}}/check.json" for i in step.inputs if i.name not in read]
     if any(isinstance(a.value, OutputsRoot) for a in step.args):
-        command += " && " + " && ".join(f"cp -r {_SCRATCH}/{o}/. ${{{{outputs.{o}}}}}/" for o in step.outputs)
+        command += " && " + " && ".join(f"cp -r {SCRATCH}/{o}/. ${{{{outputs.{o}}}}}/" for o in step.outputs)
     return " && ".join([*guards, command])
+
+
+def curates(target: AzureTarget) -> bool:
+    """Whether the job runs the ETL first: the declaration reads a curated-data snapshot (a manifest
+    input, as pipelines/local/runner.py tells it) and names the spec the ETL enforces."""
+    work = target.work
+    return any(i.manifest for s in work.steps for i in s.inputs) and target.settings()["spec"] is not None
+
+
+def etl_command(settings: dict[str, str | None]) -> str:
+    """The ETL node's command: etl.py with the Glue job's arguments (pipelines/local/intake.py's
+    etl_argv) on the node's input and outputs, in local Spark mode."""
+    spec = settings["spec"]
+    assert spec is not None  # curates() holds
+    argv = ["--JOB_NAME", ETL_NODE, "--raw_path", f"${{{{inputs.{ETL_INPUT}}}}}",
+            *(w for o in ETL_OUTPUTS for w in (f"--{o}_path", f"${{{{outputs.{o}}}}}")),
+            "--spec_path", shlex.quote(spec), "--ingestion_date", LOCAL_INGESTION_DATE]
+    spark = " ".join(f"{k}={shlex.quote(v)}" for k, v in ETL_SPARK.items())
+    return " ".join([spark, "python", ETL_SCRIPT, *argv])
 
 
 def _node_inputs(step: Step, target: AzureTarget) -> dict[str, Any]:
@@ -305,6 +342,13 @@ def _commands(target: AzureTarget, code: str, gpu_size: str) -> dict[str, Any]:
     gpu = any(on_gpu(step, target) for step in work.steps)
     gpu_env, placement = (environment(target, gpu=True), gpu_placement(target, gpu_size)) if gpu else (None, {})
     nodes: dict[str, Any] = {}
+    if curates(target):
+        nodes[ETL_NODE] = command(
+            name=ETL_NODE, display_name=ETL_NODE, code=code, environment=spark_env,
+            description="Curate the raw data as the Glue job does (etl.py on local Spark): schema enforced, "
+                        "bad rows quarantined with a reason, duplicates removed, Parquet",
+            command=etl_command(settings), inputs={ETL_INPUT: Input(type="uri_folder")},
+            outputs={o: Output(type="uri_folder") for o in ETL_OUTPUTS})
     for step in work.steps:
         inputs = _node_inputs(step, target)
         hyperparameters = ""
@@ -331,6 +375,19 @@ def _commands(target: AzureTarget, code: str, gpu_size: str) -> dict[str, Any]:
 
 # -- the pipeline -------------------------------------------------------------------------------
 
+def code_bundle(target: AzureTarget, out_dir: Path) -> Path:
+    """The workload's bundle as a folder (bundles.folder), with the ETL script and what it imports
+    when the job runs the ETL node: Azure has no Glue job that ships it."""
+    out = bundles.folder(target.work, out_dir)
+    if curates(target):
+        for path in bundles.import_closure([paths.TRAINING_CODE / ETL_SCRIPT]):
+            dest = out / path.relative_to(paths.TRAINING_CODE.resolve())
+            if not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, dest)
+    return out
+
+
 def code_folder() -> Path:
     """Where the workload's bundle is materialized for a job built without an explicit code path."""
     return paths.home() / "bundles" / "azure"
@@ -353,7 +410,7 @@ def build_pipeline_job(target: AzureTarget, code: str | None = None, *, input_da
     values = job_values(target, parameters)
     data = data_reference(input_data) if input_data is not None else target.input_data_uri
     if code is None:
-        code = str(bundles.folder(work, code_folder() / work.name))
+        code = str(code_bundle(target, code_folder() / work.name))
     nodes = _commands(target, code, gpu_size)
     search = target.search
     defaults = target.parameter_defaults()
@@ -363,7 +420,10 @@ def build_pipeline_job(target: AzureTarget, code: str | None = None, *, input_da
         kwargs: dict[str, Any] = {}
         for i in step.inputs:
             step_name, output = i.producer
-            kwargs[i.name] = params[output] if step_name == "param" else built[step_name].outputs[output]
+            if i.manifest and ETL_NODE in built:  # the snapshot the ETL node curated
+                kwargs[i.name] = built[ETL_NODE].outputs["curated"]
+            else:
+                kwargs[i.name] = params[output] if step_name == "param" else built[step_name].outputs[output]
         for a in step.args:
             if isinstance(a.value, Param):
                 kwargs[a.value.name] = params[a.value.name]
@@ -405,6 +465,9 @@ def build_pipeline_job(target: AzureTarget, code: str | None = None, *, input_da
                   "ChampionModelUrl": ChampionModelUrl, "RegisteredModelDigests": RegisteredModelDigests,
                   "ModelApprovalStatus": ModelApprovalStatus}
         built: dict[str, Any] = {}
+        if ETL_NODE in nodes:
+            built[ETL_NODE] = nodes[ETL_NODE](**{ETL_INPUT: InputDataUrl})
+            built[ETL_NODE].name = ETL_NODE
         for step in work.steps:
             built[step.name] = bind(step, built, params)
 
@@ -428,7 +491,7 @@ def submit(client: Any, target: AzureTarget, *, input_data: str, parameters: dic
 def pipeline_yaml(target: AzureTarget, out_dir: Path) -> str:
     """The job as YAML for a file in `out_dir`: its code bundle written beside it (code-<workload>/)
     and referenced relative to it, no path of this machine."""
-    code = bundles.folder(target.work, out_dir.resolve() / f"code-{target.workload}")
+    code = code_bundle(target, out_dir.resolve() / f"code-{target.workload}")
     relative = os.path.relpath(code, out_dir.resolve())
     stream = io.StringIO()
     job = build_pipeline_job(target, str(code))

@@ -14,6 +14,8 @@ from pipelines.definition import (
 from pipelines.definition.choice import WorkloadChoice
 
 DEFAULT_COMPUTE = "cpu-cluster"
+GPU_COMPUTE = "gpu-cluster"  # the GPU jobs' cluster (workspace.py declares both)
+DEFAULT_GPU_SIZE = "Standard_NC4as_T4_v3"  # one T4 per node: one training process per node
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ a pipeline parameter, given as an argument when the node input is named after it
 `'${{inputs.P}}'`, so that an empty value stays one argument) and as an input folder otherwise);
 `${{outputs.x}}` is the output x. A sweep's trial reads its search space as
 `${{search_space.x}}` inputs; the training node's `$(python hyperparameters.py flags ...)`
-stands for the tuning node's hyperparameters, as that node's trial records them.
+stands for the tuning node's hyperparameters, as that node's trial records them. The ETL node
+(job.py's ETL_NODE), which Azure runs because it has no Glue job, is no declared step: the curated
+output it writes from InputDataUrl stands for the snapshot the declaration's manifest input reads
+from that parameter.
 """
 
 from __future__ import annotations
@@ -16,24 +19,30 @@ import re
 import shlex
 from typing import Any
 
+from pipelines.azure.job import ETL_NODE, SCRATCH
 from pipelines.definition.wiring import StepWiring, Wiring
 
 _REF = re.compile(r"^\$\{\{(inputs|outputs)\.(\w+)\}\}(?:/(.+))?$")
 _PARENT_JOB = re.compile(r"^\$\{\{parent\.jobs\.(\w+)\.outputs\.(\w+)\}\}$")
 _PARENT_INPUT = re.compile(r"^\$\{\{parent\.inputs\.(\w+)\}\}$")
 _BEST = re.compile(r"^\$\(python hyperparameters\.py flags \$\{\{inputs\.(\w+)\}\}\)$")
-SCRATCH = "$TMPDIR/mlops-outputs"
 
 
-def _bindings(node: dict[str, Any]) -> dict[str, str]:
+def _bindings(jobs: dict[str, Any], node: dict[str, Any]) -> dict[str, str]:
     """Node input -> "<step>/<output>", "param:<P>", or the literal value."""
     found: dict[str, str] = {}
     for name, binding in (node.get("inputs") or {}).items():
         path = binding.get("path") if isinstance(binding, dict) else binding
-        text = str(path)
-        job, param = _PARENT_JOB.match(text), _PARENT_INPUT.match(text)
-        found[name] = f"{job.group(1)}/{job.group(2)}" if job else (f"param:{param.group(1)}" if param else text)
+        found[name] = _binding(jobs, str(path))
     return found
+
+
+def _binding(jobs: dict[str, Any], text: str) -> str:
+    job, param = _PARENT_JOB.match(text), _PARENT_INPUT.match(text)
+    if job and job.group(1) == ETL_NODE and job.group(2) == "curated":  # the ETL's input, curated
+        (raw,) = (jobs[ETL_NODE].get("inputs") or {}).values()
+        return _binding(jobs, str(raw.get("path") if isinstance(raw, dict) else raw))
+    return f"{job.group(1)}/{job.group(2)}" if job else (f"param:{param.group(1)}" if param else text)
 
 
 def _value(word: str, bindings: dict[str, str], search: set[str]) -> str:
@@ -69,7 +78,7 @@ def _command(node: dict[str, Any]) -> str:
 
 def node_wiring(jobs: dict[str, Any], name: str) -> StepWiring:
     node = jobs[name]
-    bindings = _bindings(node)
+    bindings = _bindings(jobs, node)
     search = set(node.get("search_space") or {})
     parts = [p.strip() for p in _command(node).split(" && ")]
     (run,) = [p for p in parts if p.startswith("python ") and not p.startswith("python hyperparameters.py ")]
@@ -98,4 +107,4 @@ def node_wiring(jobs: dict[str, Any], name: str) -> StepWiring:
 def wiring(data: dict[str, Any]) -> Wiring:
     """The wiring of every node of a job's YAML form (as `pipeline_yaml` writes it), in order."""
     jobs = data["jobs"]
-    return {name: node_wiring(jobs, name) for name in jobs}
+    return {name: node_wiring(jobs, name) for name in jobs if name != ETL_NODE}

@@ -27,10 +27,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from pipelines.azure.target import DEFAULT_COMPUTE, AzureTarget
+from pipelines.azure.target import DEFAULT_COMPUTE, DEFAULT_GPU_SIZE, GPU_COMPUTE, AzureTarget
 from pipelines.definition import WORKLOADS
 
-GPU_COMPUTE = "gpu-cluster"
 ISOLATION_MODES = ("allow_only_approved_outbound", "allow_internet_outbound")
 # Where each required setting comes from besides its flag; the names `mlops pipeline submit` reads.
 REQUIRED_ENV = {
@@ -92,7 +91,7 @@ class WorkspaceSettings:
     region: str
     workload: str = "tabular"
     cpu_size: str = "Standard_DS3_v2"
-    gpu_size: str = "Standard_NC4as_T4_v3"
+    gpu_size: str = DEFAULT_GPU_SIZE
     cpu_max_instances: int = 4
     gpu_max_instances: int = 2
     idle_seconds: int = 1800  # before a cluster scales down to zero

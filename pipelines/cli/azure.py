@@ -110,9 +110,9 @@ def ml_client(s: Any) -> Any:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from pipelines import bundles, paths
+    from pipelines import paths
     from pipelines.azure import assets
-    from pipelines.azure.job import code_folder
+    from pipelines.azure.job import code_bundle, code_folder
 
     try:
         s = settings(args)
@@ -130,7 +130,7 @@ def run_up(args: argparse.Namespace) -> int:
         for path in written:
             print(f"  {path.relative_to(out)}")
         return 0
-    code = bundles.folder(s.target.work, code_folder() / s.workload)
+    code = code_bundle(s.target, code_folder() / s.workload)  # the schedule runs the ETL node
     try:
         done = assets.up(s, ml_client(s), code)
     except ValueError as e:

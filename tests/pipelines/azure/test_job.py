@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines import bundles
+from pipelines import bundles, paths
 from pipelines import definition as d
 from pipelines.azure import job as azure_job
 from pipelines.azure.endpoint import endpoint
 from pipelines.azure.job import build_pipeline_job, pipeline_yaml, quiet, step_names, sweep_ranges, upstream
 from pipelines.azure.target import AzureTarget
 from pipelines.cli import main
+from pipelines.definition.settings import LOCAL_INGESTION_DATE
 
 
 @dataclass
@@ -83,8 +84,10 @@ def _component(exported: Exported, name: str) -> dict[str, Any]:
 
 # -- the job ------------------------------------------------------------------------------------
 
-def test_nodes_are_the_definition_steps_in_order(exported: Exported) -> None:
-    names = d.TABULAR.step_names
+def test_nodes_are_the_etl_then_the_definition_steps_in_order(exported: Exported) -> None:
+    """The tabular declaration trains on a curated-data snapshot; Azure has no Glue job, so the job's
+    first node curates the raw input with the same etl.py, and preprocess reads its curated output."""
+    names = (azure_job.ETL_NODE, *d.TABULAR.step_names)
     assert step_names(build_pipeline_job(AzureTarget())) == names
     assert list(exported.data["jobs"]) == list(names)
     assert sorted(exported.job.jobs) == sorted(names)  # load_job sorts them by name
@@ -93,6 +96,17 @@ def test_nodes_are_the_definition_steps_in_order(exported: Exported) -> None:
     for name, sources in upstream(exported.data).items():
         assert all(names.index(s) < names.index(name) for s in sources), name
     assert upstream(exported.data)["train"] == {"preprocess", "tune"}
+    assert upstream(exported.data)["preprocess"] == {"etl"}
+    jobs = exported.data["jobs"]
+    assert jobs["etl"]["inputs"] == {"raw": {"path": "${{parent.inputs.InputDataUrl}}"}}
+    assert jobs["preprocess"]["inputs"] == {"curated": {"path": "${{parent.jobs.etl.outputs.curated}}"}}
+    etl = _component(exported, "etl")
+    assert etl["command"] == (
+        "ETL_SPARK_MASTER='local[*]' ETL_SPARK_DRIVER_MEMORY=8g python etl.py --JOB_NAME etl "
+        "--raw_path ${{inputs.raw}} --curated_path ${{outputs.curated}} --quarantine_path ${{outputs.quarantine}} "
+        f"--report_path ${{{{outputs.report}}}} --spec_path {d.DEFAULT_SPEC} --ingestion_date {LOCAL_INGESTION_DATE}")
+    assert {"openjdk=17", "pyspark=3.5"} <= {p for p in etl["environment"]["conda_file"]["dependencies"]
+                                           if isinstance(p, str)}
 
 
 def _strings(node: Any) -> list[str]:
@@ -106,14 +120,18 @@ def _strings(node: Any) -> list[str]:
 def test_the_export_has_no_local_path_and_points_at_the_code(exported: Exported) -> None:
     absolute = [p for s in _strings(exported.data) for p in re.findall(r"(?:^|[\s=])(/[A-Za-z][^\s'\"]*)", s)]
     assert absolute == []
-    codes = {_component(exported, name)["code"] for name in d.TABULAR.step_names}
+    codes = {_component(exported, name)["code"] for name in exported.data["jobs"]}
     assert len(codes) == 1
     (code,) = codes
     assert not Path(code).is_absolute()
-    # The code is the tabular workload's bundle, written beside the YAML: exactly its files.
+    # The code is the tabular workload's bundle, written beside the YAML, and the ETL node's script
+    # with what it imports: exactly those files.
     folder = (exported.path.parent / code).resolve()
     shipped = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    assert shipped == sorted(bundles.members(d.TABULAR))
+    etl = {p.relative_to(paths.TRAINING_CODE.resolve()).as_posix()
+           for p in bundles.import_closure([paths.TRAINING_CODE / "etl.py"])}
+    assert "spark_etl/job.py" in etl
+    assert shipped == sorted({*bundles.members(d.TABULAR), *etl})
 
 
 def test_each_node_runs_its_definition_script(exported: Exported) -> None:
@@ -251,12 +269,20 @@ def test_a_trial_records_its_hyperparameters_and_train_reruns_them(exported: Exp
 
 
 def test_other_nodes_pass_arguments_their_scripts_accept(exported: Exported, tmp_path: Path) -> None:
+    from spark_etl import job as etl_job
     from tabular import evaluate, preprocess
 
     code = _code(exported)
     folders: dict[str, Any] = {k: tmp_path / k for k in ("curated", "model", "evaluation",
                                                         *d.TABULAR.step("preprocess").outputs)}
-    assert "etl" not in exported.data["jobs"]  # the ETL runs before the pipeline (Glue on AWS)
+    # The ETL node (Azure has no Glue job): etl.py reads the raw input and writes the curated output
+    # that preprocess reads, with the spec preprocess enforces too.
+    etl_line = _component(exported, "etl")["command"].split(" python ", 1)[1]
+    etl = etl_job.parse_args(_argv(_render("python " + etl_line, {**folders, "raw": tmp_path / "raw",
+                                                                  "report": tmp_path / "etl_report"}),
+                                   "etl.py", tmp_path, code), glue=False)
+    assert (etl.raw_path, etl.curated_path, etl.spec_path, etl.ingestion_date.isoformat()) == (
+        str(tmp_path / "raw"), str(folders["curated"]), d.DEFAULT_SPEC, LOCAL_INGESTION_DATE)
     pre = preprocess.parse_config(_argv(_render(_component(exported, "preprocess")["command"], folders),
                                         "preprocess.py", tmp_path, code))
     assert pre.problem_type == "binary" and pre.input == folders["curated"]
@@ -422,7 +448,7 @@ def test_two_data_versions_are_two_inputs_and_one_version_is_one(client: types.S
     readers = [name for name, node in second["jobs"].items()
                if any(str((b or {}).get("path", "")) == "${{parent.inputs.InputDataUrl}}"
                       for b in (node.get("inputs") or {}).values() if isinstance(b, dict))]
-    assert "preprocess" in readers
+    assert readers == ["etl", "register"]  # the ETL curates it for preprocess; register records its URI
     assert "churn-raw" not in yaml.safe_dump(second["jobs"])
     # A job that cannot name a version (a schedule reads the same folder each time) reuses nothing.
     assert "force_rerun" not in second["settings"]
