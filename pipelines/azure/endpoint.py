@@ -1,6 +1,6 @@
 """The Azure ML endpoints serving a registered model: the managed online endpoint and its deployment,
-the batch endpoint and its deployment, Azure's rule for their names, and the calls that need a
-workspace (submit the pipeline job, deploy the endpoint): not exercised without one.
+the batch endpoint and its deployment, and Azure's rule for their names. What talks to a workspace is
+elsewhere: job.submit (the pipeline job), assets.up and rollout.roll_out (the endpoints).
 
 Autoscaling a managed online deployment is Azure Monitor's business (an autoscale setting on the
 deployment's resource id), not azure-ai-ml's: a managed deployment takes only the default scale
@@ -15,7 +15,7 @@ from typing import Any
 
 from pipelines import bundles
 from pipelines.azure.environment import environment
-from pipelines.azure.job import build_pipeline_job, code_folder
+from pipelines.azure.job import code_folder
 from pipelines.azure.target import AzureTarget
 
 BATCH_OUTPUT = "predictions.csv"
@@ -157,30 +157,3 @@ def autoscale_setting(deployment_id: str, region: str, minimum: int = 1, maximum
             }],
         },
     }
-
-
-def _client(subscription_id: str, resource_group: str, workspace: str) -> Any:
-    from azure.ai.ml import MLClient
-    from azure.identity import DefaultAzureCredential
-
-    return MLClient(DefaultAzureCredential(), subscription_id, resource_group, workspace)
-
-
-def submit(target: AzureTarget, *, subscription_id: str, resource_group: str, workspace: str,
-           experiment: str | None = None) -> str:
-    """Submit the pipeline job; returns its studio URL."""
-    client = _client(subscription_id, resource_group, workspace)
-    job = client.jobs.create_or_update(build_pipeline_job(target), experiment_name=experiment or target.experiment)
-    return str(job.studio_url)
-
-
-def deploy_endpoint(target: AzureTarget, *, subscription_id: str, resource_group: str, workspace: str,
-                    model_version: str | None = None) -> str:
-    """Create or update the endpoint and its deployment, then route all traffic to it."""
-    client = _client(subscription_id, resource_group, workspace)
-    ep, deployment = endpoint(target, model_version)
-    client.online_endpoints.begin_create_or_update(ep).result()
-    client.online_deployments.begin_create_or_update(deployment).result()
-    ep.traffic = {target.deployment_name: 100}
-    client.online_endpoints.begin_create_or_update(ep).result()
-    return str(client.online_endpoints.get(target.endpoint_name).scoring_uri)

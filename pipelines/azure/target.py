@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pipelines import paths
 from pipelines.definition import (
@@ -50,3 +51,12 @@ class AzureTarget(WorkloadChoice):
     def settings(self) -> dict[str, str | None]:
         """The declaration's Settings here (pipelines/definition/settings.py)."""
         return cloud_settings(self.work, self.problem, self.spec)
+
+
+def ml_client(subscription_id: str, resource_group: str, workspace: str) -> Any:
+    """The one MLClient the CLI commands use (DefaultAzureCredential: az login, a managed identity or
+    GitHub's OIDC); azure-ai-ml is imported only when a command talks to Azure."""
+    from azure.ai.ml import MLClient
+    from azure.identity import DefaultAzureCredential
+
+    return MLClient(DefaultAzureCredential(), subscription_id, resource_group, workspace)

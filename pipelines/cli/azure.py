@@ -103,10 +103,9 @@ def client_of(args: argparse.Namespace) -> Any:
 
 
 def ml_client(s: Any) -> Any:
-    from azure.ai.ml import MLClient
-    from azure.identity import DefaultAzureCredential
+    from pipelines.azure.target import ml_client as client
 
-    return MLClient(DefaultAzureCredential(), s.subscription_id, s.resource_group, s.workspace)
+    return client(s.subscription_id, s.resource_group, s.workspace)
 
 
 def run_up(args: argparse.Namespace) -> int:

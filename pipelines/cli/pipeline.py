@@ -426,10 +426,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _ml_client(subscription_id: str, resource_group: str, workspace: str) -> Any:
-    from azure.ai.ml import MLClient
-    from azure.identity import DefaultAzureCredential
+    from pipelines.azure.target import ml_client
 
-    return MLClient(DefaultAzureCredential(), subscription_id, resource_group, workspace)
+    return ml_client(subscription_id, resource_group, workspace)
 
 
 def _submit(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines import paths
+from pipelines.bundles import sha256_of
 
 RAW_DIGEST_CHARS = 16  # in a raw object's name: enough to tell files apart, short enough to read
 
@@ -87,14 +88,6 @@ def _files(source: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def raw_name(name: str, digest: str) -> str:
     """`churn.csv` -> `churn.<digest>.csv` (the extension kept: the ETL reads the format from it)."""
     base, dot, ext = name.partition(".")
@@ -107,7 +100,7 @@ def ingest(lake: Lake, source: Path) -> list[Path]:
     new = []
     for key, path in _files(source):
         rel = Path(key)
-        dest = lake.raw / rel.parent / raw_name(rel.name, file_sha256(path))
+        dest = lake.raw / rel.parent / raw_name(rel.name, sha256_of(path))
         if dest.exists():
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +113,7 @@ def ingest(lake: Lake, source: Path) -> list[Path]:
 
 def listing(folder: Path) -> list[tuple[str, int, str]]:
     """(relative key, size, sha256) of every data file under the folder, sorted by key."""
-    return [(key, path.stat().st_size, file_sha256(path)) for key, path in _files(folder)]
+    return [(key, path.stat().st_size, sha256_of(path)) for key, path in _files(folder)]
 
 
 def snapshot_digest(lines: list[tuple[str, int, str]]) -> str:
